@@ -1,0 +1,48 @@
+"""The `tformer` command: one subcommand per module in this package, each thin."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from tformer import __version__
+from tformer.cli import train
+
+COMMANDS = [train]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tformer",
+        description="The Transformer, from the paper to production: translate German to English, train models, "
+        "load BERT encoders, and look inside at attention.",
+    )
+    parser.add_argument("--version", action="version", version=f"tformer {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print("tformer: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as err:
+        if args.debug or os.environ.get("TFORMER_DEBUG"):
+            raise
+        print(f"tformer {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""`tformer train`: train a translation model from a recipe."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "Train a German->English translation Transformer from a recipe (TOML or JSON)."
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help=HELP, description=HELP + " Checkpoints, metrics.jsonl, curves.png and the "
+                       "final model folder (OUT/final) are written under --out.")
+    p.add_argument("--config", required=True, help="recipe file, e.g. recipes/multi30k_de_en.toml")
+    p.add_argument("--out", default="runs/multi30k-de-en", help="output folder (default: %(default)s)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest valid checkpoint in --out")
+    p.add_argument("--data", help="corpora folder (default: $TFORMER_DATA or ../shared/data)")
+    p.add_argument("--max-steps", type=int, help="override the recipe's train.max_steps")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tformer.training.recipe import Recipe
+    from tformer.training.trainer import Trainer
+
+    recipe = Recipe.from_file(args.config)
+    if args.data:
+        recipe.data.root = args.data
+    if args.max_steps is not None:
+        recipe.train.max_steps = args.max_steps
+    final = Trainer(recipe, args.out, resume=args.resume, progress=not args.no_progress).train()
+    print(final)
+    return 0

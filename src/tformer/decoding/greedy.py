@@ -1,0 +1,63 @@
+"""Greedy decoding, batched and incremental with the key/value cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from tformer.models.seq2seq import Seq2SeqTransformer
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]  # generated ids, without BOS and EOS
+    score: float  # sum of log-probabilities of the tokens and EOS
+    step_log_probs: list[float]
+
+
+def max_output_length(src_len: int, max_len: int, a: float = 1.5, b: int = 10) -> int:
+    """Longest output allowed for a source of ``src_len`` tokens: a * src_len + b, capped by the model."""
+    return min(int(a * src_len + b), max_len - 1)
+
+
+@torch.inference_mode()
+def greedy_search(
+    model: Seq2SeqTransformer, src: Tensor, max_len_a: float = 1.5, max_len_b: int = 10
+) -> list[Hypothesis]:
+    """Pick the most probable token at every step until EOS or the length limit.
+
+    Args:
+        src: (batch, src_len) padded source ids.
+    Returns:
+        one Hypothesis per source row. A row's result does not depend on the rest of the batch.
+    """
+    cfg = model.config
+    batch = src.size(0)
+    src_lens = src.ne(cfg.pad_id).sum(1)
+    limits = torch.tensor([max_output_length(int(n), cfg.max_len, max_len_a, max_len_b) for n in src_lens])
+    encoded = model.encode(src)
+    cache = model.new_cache(capacity=int(limits.max()) + 1)
+    token = torch.full((batch, 1), cfg.bos_id, dtype=torch.long, device=src.device)
+    tokens = torch.zeros(batch, int(limits.max()) + 1, dtype=torch.long)
+    log_probs = torch.zeros(batch, int(limits.max()) + 1)
+    lengths = torch.full((batch,), -1, dtype=torch.long)  # -1 = still running
+    for step in range(int(limits.max()) + 1):
+        lp = model.output.log_probs(model.decode(token, encoded, cache).hidden[:, -1])  # (batch, vocab)
+        if step > 0:
+            at_limit = limits < step + 1  # must end now
+            lp[at_limit.to(lp.device)] = float("-inf")
+            lp[at_limit.to(lp.device), cfg.eos_id] = 0.0
+        best_lp, best = lp.max(dim=-1)  # (batch,)
+        tokens[:, step], log_probs[:, step] = best.cpu(), best_lp.cpu()
+        finished_now = best.cpu().eq(cfg.eos_id) & lengths.lt(0)
+        lengths[finished_now] = step
+        if bool(lengths.ge(0).all()):
+            break
+        token = best[:, None]
+    return [
+        Hypothesis(tokens[i, : lengths[i]].tolist(), float(log_probs[i, : lengths[i] + 1].sum()),
+                   log_probs[i, : lengths[i] + 1].tolist())
+        for i in range(batch)
+    ]

@@ -1,0 +1,1 @@
+"""Metrics: sacreBLEU/chrF for translation, accuracy/F1 for classification."""

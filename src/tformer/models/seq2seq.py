@@ -1,0 +1,168 @@
+"""The encoder-decoder Transformer of "Attention Is All You Need", assembled from ``tformer.nn``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from tformer.errors import ModelFolderError
+from tformer.models.config import TransformerConfig
+from tformer.nn import (
+    Decoder,
+    DecoderLayer,
+    Encoder,
+    EncoderLayer,
+    KVCache,
+    PositionalEncoding,
+    TokenEmbedding,
+    padding_mask,
+)
+from tformer.nn.outputs import DecoderOutput, EncoderOutput
+
+
+class OutputProjection(nn.Module):
+    """Final linear layer to vocabulary logits, and log-softmax over them. Its weight may be tied."""
+
+    def __init__(self, d_model: int, vocab_size: int, weight: nn.Parameter | None = None) -> None:
+        super().__init__()
+        self.weight = weight if weight is not None else nn.Parameter(torch.randn(vocab_size, d_model) * d_model**-0.5)
+        self.bias = nn.Parameter(torch.zeros(vocab_size))
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        """hidden (batch, tgt_len, d_model) -> logits (batch, tgt_len, vocab)."""
+        return F.linear(hidden, self.weight, self.bias)
+
+    def log_probs(self, hidden: Tensor) -> Tensor:
+        return torch.log_softmax(self.forward(hidden).float(), dim=-1)
+
+
+class Seq2SeqTransformer(nn.Module):
+    """Token embedding + positional encoding -> encoder stack; decoder stack -> output linear + softmax."""
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        self.src_embed = TokenEmbedding(c.src_vocab_size, c.d_model, c.pad_id)
+        self.tgt_embed = self.src_embed if c.share_embeddings else TokenEmbedding(c.tgt_vocab_size, c.d_model, c.pad_id)
+        self.positions = PositionalEncoding(c.d_model, c.max_len, c.dropout, learned=c.learned_positions)
+        layer_args = dict(
+            d_model=c.d_model, num_heads=c.num_heads, d_ff=c.d_ff, dropout=c.dropout,
+            attention_dropout=c.attention_dropout, activation_dropout=c.activation_dropout,
+            activation=c.activation, norm_first=c.norm_first, norm_eps=c.norm_eps,
+        )
+        final = (lambda: nn.LayerNorm(c.d_model, eps=c.norm_eps)) if c.norm_first else (lambda: None)
+        self.encoder = Encoder([EncoderLayer(**layer_args) for _ in range(c.num_encoder_layers)], final())
+        self.decoder = Decoder([DecoderLayer(**layer_args) for _ in range(c.num_decoder_layers)], final())
+        self.output = OutputProjection(c.d_model, c.tgt_vocab_size, self.tgt_embed.weight if c.tie_output else None)
+
+    def encode(self, src: Tensor, need_weights: bool = False) -> EncoderOutput:
+        """src (batch, src_len) token ids -> EncoderOutput with memory (batch, src_len, d_model)."""
+        self._check_tokens(src, "src")
+        src_mask = padding_mask(src, self.config.pad_id)  # (batch, src_len)
+        x = self.positions(self.src_embed(src))
+        memory, weights = self.encoder(x, src_mask, need_weights)
+        return EncoderOutput(memory, src_mask, weights)
+
+    def decode(
+        self,
+        tgt: Tensor,
+        encoded: EncoderOutput,
+        cache: KVCache | None = None,
+        need_weights: bool = False,
+    ) -> DecoderOutput:
+        """tgt (batch, tgt_len) token ids -> DecoderOutput with hidden (batch, tgt_len, d_model).
+
+        With a ``cache``, ``tgt`` holds only the new positions; earlier ones come from the cache.
+        """
+        self._check_tokens(tgt, "tgt")
+        offset = cache.length if cache is not None else 0
+        x = self.positions(self.tgt_embed(tgt), offset=offset)
+        return self.decoder(x, encoded.memory, encoded.src_mask, cache, need_weights)
+
+    def forward(self, src: Tensor, tgt: Tensor) -> Tensor:
+        """Teacher-forced logits.
+
+        Shapes:
+            src: (batch, src_len); tgt: (batch, tgt_len), starting with BOS. Padding is ``config.pad_id``.
+        Returns:
+            logits (batch, tgt_len, tgt_vocab_size).
+        """
+        return self.output(self.decode(tgt, self.encode(src)).hidden)
+
+    def state_dict_untied(self) -> dict[str, Tensor]:
+        """The state dict with aliases of tied weights removed (safetensors stores each tensor once)."""
+        tied = tied_parameter_names(self.config)
+        return {k: v for k, v in self.state_dict().items() if k not in tied}
+
+    def load_state_dict_untied(self, tensors: dict[str, Tensor], source: str = "weights") -> None:
+        """Load weights saved by ``state_dict_untied``; a missing or unexpected name, or a wrong shape, is an error."""
+        expected = self.state_dict_untied()
+        missing = sorted(set(expected) - set(tensors))
+        unexpected = sorted(set(tensors) - set(expected))
+        if missing or unexpected:
+            raise ValueError(
+                f"{source}: {len(missing)} missing weight(s) {missing[:5]}, {len(unexpected)} unexpected {unexpected[:5]}"
+            )
+        for name, value in tensors.items():
+            if value.shape != expected[name].shape:
+                raise ValueError(
+                    f"{source}: {name} has shape {tuple(value.shape)}, model expects {tuple(expected[name].shape)}"
+                )
+        dtype = next(self.parameters()).dtype
+        self.load_state_dict({k: v.to(dtype) for k, v in tensors.items()}, strict=False)
+
+    def save_pretrained(self, folder: str | Path, dtype: torch.dtype | None = None) -> None:
+        """Write ``config.json`` and ``model.safetensors`` (optionally cast, e.g. to float16) into ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.config.to_json(folder / "config.json")
+        tensors = {}
+        for name, t in self.state_dict_untied().items():
+            t = t.detach().cpu()
+            tensors[name] = (t.to(dtype) if dtype is not None and t.is_floating_point() else t).contiguous()
+        save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> Seq2SeqTransformer:
+        """Load a folder written by ``save_pretrained``; weights become float32; the model is in eval mode."""
+        folder = Path(folder)
+        missing = [n for n in ("config.json", "model.safetensors") if not (folder / n).is_file()]
+        if missing:
+            found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else "folder does not exist"
+            raise ModelFolderError(f"{folder}: missing {', '.join(missing)} (found: {found})")
+        model = cls(TransformerConfig.from_json(folder / "config.json"))
+        try:
+            tensors = load_file(str(folder / "model.safetensors"))
+        except Exception as err:  # truncated or malformed safetensors
+            raise ModelFolderError(f"{folder / 'model.safetensors'}: cannot read weights ({err})") from None
+        model.load_state_dict_untied(tensors, source=str(folder / "model.safetensors"))
+        return model.eval()
+
+    def new_cache(self, capacity: int = 32) -> KVCache:
+        return KVCache(self.config.num_decoder_layers, capacity)
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        """Distinct parameters (tied weights counted once)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def _check_tokens(self, tokens: Tensor, name: str) -> None:
+        if tokens.dim() != 2:
+            raise ValueError(f"{name} must have shape (batch, len), got {tuple(tokens.shape)}")
+        if tokens.size(1) > self.config.max_len:
+            raise ValueError(
+                f"{name} has length {tokens.size(1)}, longer than the model's max_len={self.config.max_len}"
+            )
+
+
+def tied_parameter_names(config: TransformerConfig) -> set[str]:
+    """State-dict keys that alias another key's tensor (stored once on disk)."""
+    names = set()
+    if config.share_embeddings:
+        names.add("tgt_embed.weight")
+    if config.tie_output:
+        names.add("output.weight")
+    return names

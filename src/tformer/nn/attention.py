@@ -1,0 +1,134 @@
+"""Scaled dot-product attention (reference and fused, side by side) and multi-head attention.
+
+Masks are boolean, ``True`` = may attend (see ``tformer.nn.masks``). A query row whose keys are all masked
+gets all-zero weights and a zero output, never NaN.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from tformer.nn.cache import AttentionCache
+from tformer.nn.masks import causal_mask, combine_masks
+from tformer.nn.outputs import AttentionOutput
+
+
+def scaled_dot_product_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None = None,
+    dropout_p: float = 0.0,
+    need_weights: bool = True,
+) -> tuple[Tensor, Tensor | None]:
+    """softmax(Q·Kᵀ/√d_k)·V.
+
+    Args:
+        q: (batch, heads, tgt_len, head_dim); k, v: (batch, heads, src_len, head_dim).
+        mask: boolean, broadcastable to (batch, heads, tgt_len, src_len); True = may attend.
+        need_weights: True runs the reference computation and returns the weights;
+            False runs PyTorch's fused SDPA kernel and returns ``None`` for the weights.
+    Returns:
+        output (batch, heads, tgt_len, head_dim) and weights (batch, heads, tgt_len, src_len) or None.
+    """
+    has_key = None
+    if mask is not None:
+        has_key = mask.any(dim=-1, keepdim=True)  # (batch, heads|1, tgt_len|1, 1)
+        mask = mask | ~has_key  # a fully masked row attends uniformly, then is zeroed below: no NaN
+    if need_weights:
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (batch, heads, tgt_len, src_len)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores.float(), dim=-1).to(q.dtype)
+        if has_key is not None:
+            weights = weights * has_key
+        dropped = F.dropout(weights, dropout_p) if dropout_p > 0 else weights
+        return dropped @ v, weights
+    output = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+    if has_key is not None:
+        output = output * has_key
+    return output, None
+
+
+class MultiHeadAttention(nn.Module):
+    """Project to queries, keys and values, split into heads, attend, concatenate, project out.
+
+    Self-attention when ``memory`` is None, cross-attention (encoder-decoder) otherwise. The Q, K and V
+    projections are one fused ``in_proj`` matrix (rows: query, key, value), like ``torch.nn.MultiheadAttention``.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True) -> None:
+        super().__init__()
+        if d_model % num_heads != 0:
+            raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
+        self.d_model = d_model
+        self.num_heads = num_heads
+        self.head_dim = d_model // num_heads
+        self.dropout = dropout
+        self.in_proj = nn.Linear(d_model, 3 * d_model, bias=bias)
+        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+        nn.init.xavier_uniform_(self.in_proj.weight)
+        if bias:
+            nn.init.zeros_(self.in_proj.bias)
+            nn.init.zeros_(self.out_proj.bias)
+
+    def forward(
+        self,
+        query: Tensor,
+        memory: Tensor | None = None,
+        key_padding_mask: Tensor | None = None,
+        attn_mask: Tensor | None = None,
+        causal: bool = False,
+        cache: AttentionCache | None = None,
+        need_weights: bool = False,
+    ) -> AttentionOutput:
+        """
+        Args:
+            query: (batch, tgt_len, d_model).
+            memory: (batch, src_len, d_model) for cross-attention; None for self-attention. May be None with a
+                static cache that already holds the memory's keys/values.
+            key_padding_mask: (batch, src_len), True = real key.
+            attn_mask: (tgt_len, src_len) or (batch, tgt_len, src_len), True = may attend.
+            causal: each query attends only to keys at its own position or earlier (offset by cached length).
+            cache: keys/values from earlier steps; updated in place.
+            need_weights: also return per-head weights (batch, heads, tgt_len, src_len).
+        Returns:
+            AttentionOutput with output (batch, tgt_len, d_model).
+        """
+        batch, tgt_len, _ = query.shape
+        q, k, v = self._project(query, memory, cache)  # (batch, heads, len, head_dim)
+        if causal and tgt_len > 1:
+            step_mask = causal_mask(tgt_len, k.size(2), device=query.device)
+            attn_mask = step_mask if attn_mask is None else attn_mask & step_mask
+        mask = combine_masks(key_padding_mask, attn_mask)
+        dropout_p = self.dropout if self.training else 0.0
+        out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p, need_weights)
+        out = out.transpose(1, 2).reshape(batch, tgt_len, self.d_model)  # (batch, tgt_len, d_model)
+        return AttentionOutput(self.out_proj(out), weights)
+
+    def _project(
+        self, query: Tensor, memory: Tensor | None, cache: AttentionCache | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        d = self.d_model
+        weight, bias = self.in_proj.weight, self.in_proj.bias
+        if memory is None and (cache is None or not cache.static):
+            q, k, v = self._split_heads(self.in_proj(query)).chunk(3, dim=1)
+        else:
+            q = self._split_heads(F.linear(query, weight[:d], None if bias is None else bias[:d]))
+            if cache is not None and cache.ready:
+                return q, cache.keys, cache.values
+            if memory is None:
+                raise ValueError("cross-attention needs `memory` (or a filled cache)")
+            k, v = self._split_heads(F.linear(memory, weight[d:], None if bias is None else bias[d:])).chunk(2, dim=1)
+        if cache is not None:
+            k, v = cache.update(k, v)
+        return q, k, v
+
+    def _split_heads(self, x: Tensor) -> Tensor:
+        """(batch, len, n * d_model) -> (batch, n * heads, len, head_dim), n = number of fused projections."""
+        batch, length, width = x.shape
+        return x.view(batch, length, width // self.head_dim, self.head_dim).transpose(1, 2)

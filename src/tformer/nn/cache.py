@@ -1,0 +1,97 @@
+"""The key/value cache for incremental decoding: an explicit object passed in and handed back.
+
+Self-attention keys/values grow by one position per decoding step into a preallocated buffer; cross-attention
+keys/values are computed once per source and then only read. ``reorder(beam_index)`` is the one hook beam
+search needs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+class AttentionCache:
+    """Keys and values of one attention block, shape (batch, heads, len, head_dim).
+
+    ``static=True`` (cross-attention): ``update`` stores the keys/values once; later calls read them.
+    ``static=False`` (self-attention): ``update`` appends new positions to a buffer that doubles when full.
+    """
+
+    def __init__(self, static: bool, capacity: int = 32) -> None:
+        self.static = static
+        self.capacity = capacity
+        self._keys: Tensor | None = None
+        self._values: Tensor | None = None
+        self.length = 0
+
+    @property
+    def ready(self) -> bool:
+        """True when a static cache already holds its keys/values."""
+        return self.static and self._keys is not None
+
+    @property
+    def keys(self) -> Tensor:
+        assert self._keys is not None, "cache is empty"
+        return self._keys[:, :, : self.length]
+
+    @property
+    def values(self) -> Tensor:
+        assert self._values is not None, "cache is empty"
+        return self._values[:, :, : self.length]
+
+    def update(self, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+        """Store new keys/values (batch, heads, new_len, head_dim); return everything cached so far."""
+        if self.static:
+            self._keys, self._values, self.length = keys, values, keys.size(2)
+            return keys, values
+        new_len = self.length + keys.size(2)
+        if self._keys is None or new_len > self._keys.size(2):
+            self._grow(keys, max(new_len, self.capacity, 2 * (self._keys.size(2) if self._keys is not None else 0)))
+        assert self._keys is not None and self._values is not None
+        self._keys[:, :, self.length : new_len] = keys
+        self._values[:, :, self.length : new_len] = values
+        self.length = new_len
+        return self.keys, self.values
+
+    def _grow(self, like: Tensor, capacity: int) -> None:
+        batch, heads, _, head_dim = like.shape
+        keys = like.new_empty(batch, heads, capacity, head_dim)
+        values = like.new_empty(batch, heads, capacity, head_dim)
+        if self._keys is not None and self._values is not None:
+            keys[:, :, : self.length] = self.keys
+            values[:, :, : self.length] = self.values
+        self._keys, self._values = keys, values
+
+    def select(self, index: Tensor) -> None:
+        """Keep the batch rows named by ``index`` (batch',), in that order."""
+        if self._keys is not None and self._values is not None:
+            self._keys = self._keys.index_select(0, index)
+            self._values = self._values.index_select(0, index)
+
+
+class KVCache:
+    """Per decoder layer, a growing self-attention cache and a static cross-attention cache."""
+
+    def __init__(self, num_layers: int, capacity: int = 32) -> None:
+        self.self_attn = [AttentionCache(static=False, capacity=capacity) for _ in range(num_layers)]
+        self.cross_attn = [AttentionCache(static=True) for _ in range(num_layers)]
+
+    @property
+    def length(self) -> int:
+        """Number of target positions already decoded (and cached)."""
+        return self.self_attn[0].length if self.self_attn else 0
+
+    def reorder(self, beam_index: Tensor) -> None:
+        """Beam search hook: row i of the new cache is row ``beam_index[i]`` of the old.
+
+        Only the growing self-attention caches move; the cross-attention keys/values depend on the source alone,
+        and beam search keeps each source's hypotheses in the same rows.
+        """
+        for cache in self.self_attn:
+            cache.select(beam_index)
+
+    def select(self, batch_index: Tensor) -> None:
+        """Keep a subset of rows in every cache (e.g. drop finished sentences)."""
+        for cache in self.self_attn + self.cross_attn:
+            cache.select(batch_index)

@@ -1,0 +1,22 @@
+"""Position-wise feed-forward network: FFN(x) = act(x W1 + b1) W2 + b2 (paper, section 3.3)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
+
+
+class FeedForward(nn.Module):
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "relu") -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        self.linear1 = nn.Linear(d_model, d_ff)
+        self.activation = ACTIVATIONS[activation]()
+        self.dropout = nn.Dropout(dropout)
+        self.linear2 = nn.Linear(d_ff, d_model)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (batch, len, d_model) -> (batch, len, d_model)."""
+        return self.linear2(self.dropout(self.activation(self.linear1(x))))

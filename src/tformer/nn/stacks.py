@@ -1,0 +1,56 @@
+"""Stacks of N encoder or decoder layers (with a final LayerNorm when the layers are pre-norm)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from tformer.nn.cache import KVCache
+from tformer.nn.layers import DecoderLayer, EncoderLayer
+from tformer.nn.outputs import DecoderOutput
+
+
+class Encoder(nn.Module):
+    def __init__(self, layers: list[EncoderLayer], final_norm: nn.Module | None = None) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.final_norm = final_norm if final_norm is not None else nn.Identity()
+
+    def forward(
+        self, x: Tensor, src_mask: Tensor | None = None, need_weights: bool = False
+    ) -> tuple[Tensor, list[Tensor]]:
+        """x: (batch, src_len, d_model) -> (batch, src_len, d_model), per-layer self-attention weights."""
+        weights = []
+        for layer in self.layers:
+            out = layer(x, src_mask, need_weights)
+            x = out.hidden
+            if need_weights:
+                weights.append(out.self_weights)
+        return self.final_norm(x), weights
+
+
+class Decoder(nn.Module):
+    def __init__(self, layers: list[DecoderLayer], final_norm: nn.Module | None = None) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.final_norm = final_norm if final_norm is not None else nn.Identity()
+
+    def forward(
+        self,
+        x: Tensor,
+        memory: Tensor | None,
+        memory_mask: Tensor | None = None,
+        cache: KVCache | None = None,
+        need_weights: bool = False,
+    ) -> DecoderOutput:
+        """x: (batch, tgt_len, d_model) -> DecoderOutput with hidden (batch, tgt_len, d_model)."""
+        result = DecoderOutput(hidden=x)
+        for i, layer in enumerate(self.layers):
+            self_cache = cache.self_attn[i] if cache is not None else None
+            cross_cache = cache.cross_attn[i] if cache is not None else None
+            out = layer(x, memory, memory_mask, self_cache, cross_cache, need_weights)
+            x = out.hidden
+            if need_weights:
+                result.self_weights.append(out.self_weights)
+                result.cross_weights.append(out.cross_weights)
+        result.hidden = self.final_norm(x)
+        return result

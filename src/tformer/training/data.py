@@ -1,0 +1,67 @@
+"""Turning a recipe's corpora into token-id examples and padded batches."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from tformer.data.corpus import ParallelCorpus, multi30k, tatoeba
+from tformer.training.recipe import DataConfig
+
+
+@dataclass
+class Batch:
+    src: Tensor  # (batch, src_len) ids + EOS, padded
+    tgt_in: Tensor  # (batch, tgt_len) BOS + ids, padded
+    tgt_out: Tensor  # (batch, tgt_len) ids + EOS, padded
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.tgt_out.ne(0).sum())
+
+
+def training_corpus(cfg: DataConfig, seed: int) -> ParallelCorpus:
+    """Multi30k train (repeated ``multi30k_upsample`` times) plus a seeded sample of Tatoeba train."""
+    m30k = multi30k("train", cfg.root or None)
+    src, tgt = m30k.src * cfg.multi30k_upsample, m30k.tgt * cfg.multi30k_upsample
+    if cfg.tatoeba_max_pairs:
+        tat = tatoeba("train", cfg.root or None)
+        ids = list(range(len(tat)))
+        if 0 < cfg.tatoeba_max_pairs < len(ids):
+            ids = sorted(random.Random(seed).sample(ids, cfg.tatoeba_max_pairs))
+        src += [tat.src[i] for i in ids]
+        tgt += [tat.tgt[i] for i in ids]
+    return ParallelCorpus(src, tgt, "train")
+
+
+def encode_pairs(
+    src_ids: list[list[int]], tgt_ids: list[list[int]], max_tokens: int
+) -> list[tuple[list[int], list[int]]]:
+    """Keep pairs whose both sides are non-empty and at most ``max_tokens`` subwords."""
+    return [(s, t) for s, t in zip(src_ids, tgt_ids) if 0 < len(s) <= max_tokens and 0 < len(t) <= max_tokens]
+
+
+def collate(pairs: list[tuple[list[int], list[int]]], pad_id: int, bos_id: int, eos_id: int) -> Batch:
+    n = len(pairs)
+    src_len = max(len(s) for s, _ in pairs) + 1
+    tgt_len = max(len(t) for _, t in pairs) + 1
+    src = torch.full((n, src_len), pad_id, dtype=torch.long)
+    tgt_in = torch.full((n, tgt_len), pad_id, dtype=torch.long)
+    tgt_out = torch.full((n, tgt_len), pad_id, dtype=torch.long)
+    for i, (s, t) in enumerate(pairs):
+        src[i, : len(s) + 1] = torch.tensor(s + [eos_id])
+        tgt_in[i, : len(t) + 1] = torch.tensor([bos_id] + t)
+        tgt_out[i, : len(t) + 1] = torch.tensor(t + [eos_id])
+    return Batch(src, tgt_in, tgt_out)
+
+
+def pad_sources(ids: list[list[int]], pad_id: int, eos_id: int) -> Tensor:
+    """(batch, src_len) tensor of ids + EOS, right-padded."""
+    length = max(len(s) for s in ids) + 1
+    src = torch.full((len(ids), length), pad_id, dtype=torch.long)
+    for i, s in enumerate(ids):
+        src[i, : len(s) + 1] = torch.tensor(s + [eos_id])
+    return src

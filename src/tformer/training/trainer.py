@@ -1,0 +1,322 @@
+"""The training loop for translation: token-budget batches, label smoothing, AdamW with warm-up,
+periodic evaluation with sacreBLEU, atomic checkpoints and exact resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from tformer.data.batching import token_budget_batches
+from tformer.data.corpus import multi30k
+from tformer.decoding.greedy import greedy_search
+from tformer.errors import ModelFolderError, TformerError
+from tformer.evaluation.bleu import corpus_bleu
+from tformer.models import Seq2SeqTransformer, TransformerConfig
+from tformer.text.bpe import BPETokenizer
+from tformer.training import checkpoint as ckpt
+from tformer.training.data import collate, encode_pairs, pad_sources, training_corpus
+from tformer.training.losses import label_smoothed_nll_loss
+from tformer.training.recipe import Recipe
+from tformer.training.schedule import inverse_sqrt_schedule
+from tformer.viz.curves import plot_training_curves
+
+
+class TrainingError(TformerError):
+    """Training cannot go on (e.g. a non-finite loss); the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainerState:
+    epoch: int = 0
+    batch_in_epoch: int = 0  # next batch to run in this epoch
+    step: int = 0  # optimizer updates done
+    best_bleu: float = -1.0
+    evals_since_best: int = 0
+    seconds: float = 0.0
+    tokens: int = 0
+    checkpoints: list[str] = field(default_factory=list)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class Trainer:
+    def __init__(self, recipe: Recipe, out_dir: str | Path, resume: bool = False, progress: bool = True) -> None:
+        self.recipe, self.out, self.progress = recipe, Path(out_dir), progress
+        self.cfg = recipe.train
+        self._check_output_dir(resume)
+        if self.cfg.threads:
+            torch.set_num_threads(self.cfg.threads)
+        torch.manual_seed(self.cfg.seed)
+        self.tokenizer = self._tokenizer(resume)
+        self.model = self._build_model()
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=self.cfg.peak_lr, betas=self.cfg.betas, eps=1e-9,
+            weight_decay=self.cfg.weight_decay,
+        )
+        self.scheduler = inverse_sqrt_schedule(self.optimizer, self.cfg.warmup_steps)
+        self.state = TrainerState()
+        self._load_data()
+        if resume:
+            self._resume()
+
+    # ----- set-up -------------------------------------------------------------------------------------------
+    def _check_output_dir(self, resume: bool) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        probe = self.out / ".write-test"
+        try:
+            probe.write_bytes(b"x" * 1024)
+            probe.unlink()
+        except OSError as err:
+            raise TrainingError(f"output folder {self.out} is not writable: {err.strerror}") from None
+        free = shutil.disk_usage(self.out).free
+        if free < 200 * 2**20:
+            raise TrainingError(f"only {free / 2**20:.0f} MiB free in {self.out}; need at least 200 MiB")
+        if not resume and (self.out / "checkpoints").is_dir() and any((self.out / "checkpoints").iterdir()):
+            raise TrainingError(f"{self.out} already holds checkpoints: pass --resume to continue, or another --out")
+        (self.out / "recipe.json").write_text(self.recipe.to_json() + "\n")
+
+    def _tokenizer(self, resume: bool) -> BPETokenizer:
+        path = self.out / "tokenizer.json"
+        if path.is_file():
+            return BPETokenizer.from_pretrained(self.out)
+        corpus = training_corpus(self.recipe.data, self.cfg.seed)
+        log(f"training BPE (vocab {self.recipe.tokenizer.vocab_size}) on {len(corpus)} pairs")
+        tok = BPETokenizer.train(corpus.src + corpus.tgt, self.recipe.tokenizer.vocab_size,
+                                 self.recipe.tokenizer.min_frequency)
+        tok.save_pretrained(self.out)
+        return tok
+
+    def _build_model(self) -> Seq2SeqTransformer:
+        v = self.tokenizer.vocab_size
+        fields = dict(src_vocab_size=v, tgt_vocab_size=v, pad_id=self.tokenizer.pad_id, bos_id=self.tokenizer.bos_id,
+                      eos_id=self.tokenizer.eos_id, unk_id=self.tokenizer.unk_id)
+        config = TransformerConfig(**{**self.recipe.model, **fields})
+        model = Seq2SeqTransformer(config)
+        log(f"model: {model.num_parameters() / 1e6:.2f}M parameters")
+        return model
+
+    def _load_data(self) -> None:
+        corpus = training_corpus(self.recipe.data, self.cfg.seed)
+        limit = self.recipe.data.max_tokens_per_sentence
+        src_ids = self.tokenizer.encode_batch(corpus.src)
+        tgt_ids = self.tokenizer.encode_batch(corpus.tgt)
+        self.train_pairs = encode_pairs(src_ids, tgt_ids, limit)
+        self.lengths = [max(len(s), len(t)) + 1 for s, t in self.train_pairs]
+        val = multi30k("val", self.recipe.data.root or None)
+        n = self.cfg.eval_sentences or len(val)
+        self.val_src, self.val_ref = val.src[:n], val.tgt[:n]
+        self.val_pairs = encode_pairs(self.tokenizer.encode_batch(val.src), self.tokenizer.encode_batch(val.tgt), 10**9)
+        log(f"data: {len(self.train_pairs)} training pairs, {len(self.val_src)} validation sentences for BLEU")
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        return token_budget_batches(self.lengths, self.cfg.max_tokens, self.cfg.seed, epoch)
+
+    # ----- the loop -----------------------------------------------------------------------------------------
+    def train(self) -> Path:
+        cfg, st = self.cfg, self.state
+        per_epoch = math.ceil(len(self.epoch_batches(0)) / cfg.accumulate)
+        total = per_epoch * cfg.epochs if not cfg.max_steps else min(cfg.max_steps, per_epoch * cfg.epochs)
+        bar = tqdm(total=total, initial=st.step, disable=not self.progress, unit="upd", dynamic_ncols=True)
+        started = time.time() - st.seconds
+        stop = False
+        while st.epoch < cfg.epochs and not stop:
+            batches = self.epoch_batches(st.epoch)
+            while st.batch_in_epoch < len(batches) and not stop:
+                group = batches[st.batch_in_epoch : st.batch_in_epoch + cfg.accumulate]
+                loss, tokens = self._update(group)
+                st.batch_in_epoch += len(group)
+                st.step += 1
+                st.tokens += tokens
+                st.seconds = time.time() - started
+                self._log_train(loss, bar)
+                stop = self._limits_reached()
+                if cfg.eval_every and st.step % cfg.eval_every == 0:
+                    stop = self._evaluate_and_save() or stop
+            if st.batch_in_epoch >= len(batches):
+                st.epoch, st.batch_in_epoch = st.epoch + 1, 0
+                if not cfg.eval_every:
+                    stop = self._evaluate_and_save() or stop
+        bar.close()
+        if cfg.eval_every and st.step % cfg.eval_every != 0:
+            self._evaluate_and_save()
+        return self._finish()
+
+    def _update(self, group: list[list[int]]) -> tuple[float, int]:
+        self.model.train()
+        n_tokens = sum(sum(len(self.train_pairs[i][1]) + 1 for i in b) for b in group)
+        total_loss = 0.0
+        for indices in group:
+            batch = collate([self.train_pairs[i] for i in indices], self.model.config.pad_id,
+                            self.model.config.bos_id, self.model.config.eos_id)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.bf16):
+                logits = self.model(batch.src, batch.tgt_in)
+            loss, _ = label_smoothed_nll_loss(logits, batch.tgt_out, self.cfg.label_smoothing, self.model.config.pad_id)
+            (loss / n_tokens).backward()
+            total_loss += loss.item()
+        if not math.isfinite(total_loss):
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.cfg.skip_nonfinite:
+                log(f"step {self.state.step + 1}: non-finite loss, update skipped")
+                return float("nan"), n_tokens
+            last = self.state.checkpoints[-1] if self.state.checkpoints else "none yet"
+            raise TrainingError(f"non-finite loss at update {self.state.step + 1}; last good checkpoint: {last}")
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total_loss / n_tokens, n_tokens
+
+    def _limits_reached(self) -> bool:
+        cfg, st = self.cfg, self.state
+        return bool((cfg.max_steps and st.step >= cfg.max_steps) or (cfg.max_minutes and st.seconds >= cfg.max_minutes * 60))
+
+    def _log_train(self, loss: float, bar: tqdm) -> None:
+        st = self.state
+        lr = self.scheduler.get_last_lr()[0]
+        tok_s = st.tokens / max(st.seconds, 1e-9)
+        bar.update(1)
+        bar.set_postfix(epoch=st.epoch + 1, loss=f"{loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{tok_s:.0f}")
+        if st.step % 50 == 0:
+            self._append_metrics({"kind": "train", "step": st.step, "epoch": st.epoch, "loss": loss, "lr": lr,
+                                  "tokens_per_s": tok_s, "seconds": st.seconds})
+
+    def _append_metrics(self, row: dict) -> None:
+        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+
+    # ----- evaluation and checkpoints -----------------------------------------------------------------------
+    @torch.no_grad()
+    def validation_loss(self) -> float:
+        self.model.eval()
+        total, tokens = 0.0, 0
+        batches = token_budget_batches([max(len(s), len(t)) + 1 for s, t in self.val_pairs], 4000, 0, 0)
+        c = self.model.config
+        for indices in batches:
+            batch = collate([self.val_pairs[i] for i in indices], c.pad_id, c.bos_id, c.eos_id)
+            _, nll = label_smoothed_nll_loss(self.model(batch.src, batch.tgt_in), batch.tgt_out, 0.0, c.pad_id)
+            total, tokens = total + float(nll), tokens + batch.num_tokens
+        return total / tokens
+
+    def validation_bleu(self, model: Seq2SeqTransformer | None = None) -> float:
+        model = (model or self.model).eval()
+        hyps = translate_greedy(model, self.tokenizer, self.val_src)
+        return corpus_bleu(hyps, self.val_ref)
+
+    def _evaluate_and_save(self) -> bool:
+        """Evaluate, checkpoint, track the best model. Returns True when early stopping says stop."""
+        st, cfg = self.state, self.cfg
+        val_loss, bleu = self.validation_loss(), self.validation_bleu()
+        improved = bleu > st.best_bleu
+        st.best_bleu, st.evals_since_best = (bleu, 0) if improved else (st.best_bleu, st.evals_since_best + 1)
+        row = {"kind": "eval", "step": st.step, "epoch": st.epoch, "val_loss": val_loss, "val_bleu": bleu,
+               "seconds": st.seconds}
+        self._append_metrics(row)
+        log(f"eval @ update {st.step} (epoch {st.epoch}): val loss {val_loss:.3f}, val BLEU {bleu:.2f}"
+            + (" (best)" if improved else ""))
+        if improved:
+            self.save_model(self.out / "best")
+        self._save_checkpoint()
+        plot_training_curves(self.out / "metrics.jsonl", self.out / "curves.png")
+        return bool(cfg.patience and st.evals_since_best >= cfg.patience)
+
+    def save_model(self, folder: Path, model: Seq2SeqTransformer | None = None, dtype: torch.dtype | None = None) -> None:
+        build = ckpt.staging_dir(folder)
+        (model or self.model).save_pretrained(build, dtype=dtype)
+        self.tokenizer.save_pretrained(build)
+        ckpt.commit_folder(build, folder)
+
+    def _save_checkpoint(self) -> None:
+        st = self.state
+        final = self.out / "checkpoints" / f"step-{st.step:08d}"
+        build = ckpt.staging_dir(final)
+        self.model.save_pretrained(build)
+        self.tokenizer.save_pretrained(build)
+        tensors, meta = ckpt.optimizer_to_tensors(self.optimizer.state_dict())
+        save_file(tensors, str(build / ckpt.OPTIMIZER))
+        save_file(ckpt.rng_state(), str(build / "rng.safetensors"))
+        st.checkpoints = [c for c in st.checkpoints if c != final.name] + [final.name]
+        state = {"trainer": st.__dict__, "optimizer": meta, "scheduler": self.scheduler.state_dict()}
+        (build / ckpt.STATE).write_text(json.dumps(state, indent=2))
+        ckpt.commit_folder(build, final)
+        for old in st.checkpoints[: -self.cfg.keep_last]:
+            shutil.rmtree(self.out / "checkpoints" / old, ignore_errors=True)
+        st.checkpoints = st.checkpoints[-self.cfg.keep_last :]
+
+    def _resume(self) -> None:
+        folder = self.out / "checkpoints"
+        candidates = sorted(folder.glob("step-*"), reverse=True) if folder.is_dir() else []
+        for path in candidates:
+            try:
+                ckpt.verify_folder(path)
+            except ModelFolderError as err:
+                log(f"skipping checkpoint: {err}; falling back to the previous one")
+                continue
+            state = json.loads((path / ckpt.STATE).read_text())
+            self.model.load_state_dict_untied(load_file(str(path / ckpt.WEIGHTS)), str(path))
+            self.optimizer.load_state_dict(ckpt.optimizer_from_tensors(load_file(str(path / ckpt.OPTIMIZER)),
+                                                                       state["optimizer"]))
+            self.scheduler.load_state_dict(state["scheduler"])
+            ckpt.set_rng_state(load_file(str(path / "rng.safetensors")))
+            self.state = TrainerState(**state["trainer"])
+            self.state.checkpoints = [c for c in self.state.checkpoints if (folder / c).is_dir()]
+            log(f"resumed from {path.name} (update {self.state.step}, epoch {self.state.epoch})")
+            return
+        log("no checkpoint to resume from: starting fresh")
+
+    def _finish(self) -> Path:
+        """Average the last checkpoints, keep whichever of it and the best checkpoint scores higher."""
+        plot_training_curves(self.out / "metrics.jsonl", self.out / "curves.png")
+        best_dir, final = self.out / "best", self.out / "final"
+        chosen, bleu = best_dir, self.state.best_bleu
+        k = self.cfg.average_last
+        paths = [self.out / "checkpoints" / c for c in self.state.checkpoints[-k:]] if k else []
+        if len(paths) > 1:
+            averaged = Seq2SeqTransformer(self.model.config)
+            averaged.load_state_dict_untied(average_checkpoints(paths))
+            avg_bleu = self.validation_bleu(averaged)
+            log(f"average of the last {len(paths)} checkpoints: val BLEU {avg_bleu:.2f} (best single {bleu:.2f})")
+            self._append_metrics({"kind": "average", "checkpoints": [p.name for p in paths], "val_bleu": avg_bleu})
+            self.save_model(self.out / "averaged", averaged)
+            if avg_bleu > bleu:
+                chosen, bleu = self.out / "averaged", avg_bleu
+        build = ckpt.staging_dir(final)
+        build.rmdir()
+        shutil.copytree(chosen, build)
+        (build / ckpt.MANIFEST).unlink(missing_ok=True)
+        ckpt.commit_folder(build, final)
+        log(f"final model: {final} (from {chosen.name}, val BLEU {bleu:.2f})")
+        return final
+
+
+def average_checkpoints(paths: list[Path]) -> dict[str, torch.Tensor]:
+    """Element-wise mean of the weights of several checkpoints of one model."""
+    total: dict[str, torch.Tensor] = {}
+    for path in paths:
+        for name, t in load_file(str(path / ckpt.WEIGHTS)).items():
+            total[name] = total.get(name, 0) + t.double()
+    return {name: (t / len(paths)).float() for name, t in total.items()}
+
+
+def translate_greedy(model: Seq2SeqTransformer, tokenizer: BPETokenizer, texts: list[str], batch_size: int = 64) -> list[str]:
+    """Greedy translations in length-sorted batches, returned in input order (used for validation BLEU)."""
+    ids = tokenizer.encode_batch(texts)
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    out: list[str] = [""] * len(ids)
+    c = model.config
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        src = pad_sources([ids[i][: c.max_len - 1] or [c.unk_id] for i in chunk], c.pad_id, c.eos_id)
+        for i, hyp in zip(chunk, greedy_search(model, src)):
+            out[i] = tokenizer.decode(hyp.tokens)
+    return out

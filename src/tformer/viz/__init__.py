@@ -1,0 +1,1 @@
+"""Plots: training curves, attention maps, positional encodings."""

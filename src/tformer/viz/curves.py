@@ -1,0 +1,38 @@
+"""Training curves: loss (train and validation) and validation BLEU against updates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def plot_training_curves(metrics_path: str | Path, out_png: str | Path) -> Path:
+    """Two panels from ``metrics.jsonl``: losses, and validation BLEU."""
+    rows = read_metrics(metrics_path)
+    train = [r for r in rows if r.get("kind") == "train"]
+    evals = [r for r in rows if r.get("kind") == "eval"]
+    fig, (ax_loss, ax_bleu) = plt.subplots(1, 2, figsize=(11, 4))
+    if train:
+        ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], label="train (label-smoothed)", alpha=0.7)
+    if evals:
+        ax_loss.plot([r["step"] for r in evals], [r["val_loss"] for r in evals], "o-", label="validation")
+        ax_bleu.plot([r["step"] for r in evals], [r["val_bleu"] for r in evals], "o-", color="tab:green")
+    ax_loss.set(title="Loss per target token", xlabel="update", ylabel="cross-entropy (nats)")
+    ax_loss.legend()
+    ax_bleu.set(title="Validation sacreBLEU (greedy)", xlabel="update", ylabel="BLEU")
+    for ax in (ax_loss, ax_bleu):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png
