@@ -7,9 +7,9 @@ import os
 import sys
 
 from tformer import __version__
-from tformer.cli import train
+from tformer.cli import evaluate, train, translate
 
-COMMANDS = [train]
+COMMANDS = [translate, evaluate, train]
 
 
 def build_parser() -> argparse.ArgumentParser:

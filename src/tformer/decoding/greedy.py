@@ -14,12 +14,22 @@ from tformer.models.seq2seq import Seq2SeqTransformer
 class Hypothesis:
     tokens: list[int]  # generated ids, without BOS and EOS
     score: float  # sum of log-probabilities of the tokens and EOS
-    step_log_probs: list[float]
+    step_log_probs: list[float]  # one per generated token, EOS included; they sum to ``score``
+    normalized_score: float | None = None  # score / length ** length_penalty (beam search)
 
 
 def max_output_length(src_len: int, max_len: int, a: float = 1.5, b: int = 10) -> int:
     """Longest output allowed for a source of ``src_len`` tokens: a * src_len + b, capped by the model."""
     return min(int(a * src_len + b), max_len - 1)
+
+
+def restrict_to_eos(log_probs: Tensor, finished: Tensor, at_limit: Tensor, eos_id: int) -> None:
+    """In place on (rows, vocab): finished rows may only repeat EOS at log-probability 0; rows at their length
+    limit may only end, with EOS at its own log-probability."""
+    eos = log_probs[:, eos_id].clone()
+    log_probs[finished | at_limit] = float("-inf")
+    log_probs[at_limit, eos_id] = eos[at_limit]
+    log_probs[finished, eos_id] = 0.0
 
 
 @torch.inference_mode()
@@ -44,18 +54,15 @@ def greedy_search(
     log_probs = torch.zeros(batch, int(limits.max()) + 1)
     lengths = torch.full((batch,), -1, dtype=torch.long)  # -1 = still running
     for step in range(int(limits.max()) + 1):
-        lp = model.output.log_probs(model.decode(token, encoded, cache).hidden[:, -1])  # (batch, vocab)
-        if step > 0:
-            at_limit = limits < step + 1  # must end now
-            lp[at_limit.to(lp.device)] = float("-inf")
-            lp[at_limit.to(lp.device), cfg.eos_id] = 0.0
+        lp = model.output.log_probs(model.decode(token, encoded, cache).hidden[:, -1]).cpu()  # (batch, vocab)
+        restrict_to_eos(lp, torch.zeros_like(limits, dtype=torch.bool), limits <= step, cfg.eos_id)
         best_lp, best = lp.max(dim=-1)  # (batch,)
-        tokens[:, step], log_probs[:, step] = best.cpu(), best_lp.cpu()
-        finished_now = best.cpu().eq(cfg.eos_id) & lengths.lt(0)
+        tokens[:, step], log_probs[:, step] = best, best_lp
+        finished_now = best.eq(cfg.eos_id) & lengths.lt(0)
         lengths[finished_now] = step
         if bool(lengths.ge(0).all()):
             break
-        token = best[:, None]
+        token = best[:, None].to(src.device)
     return [
         Hypothesis(tokens[i, : lengths[i]].tolist(), float(log_probs[i, : lengths[i] + 1].sum()),
                    log_probs[i, : lengths[i] + 1].tolist())

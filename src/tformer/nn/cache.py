@@ -7,7 +7,6 @@ search needs.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 

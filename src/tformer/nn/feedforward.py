@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from torch import Tensor, nn
 
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
+# "gelu" is the exact (erf) GELU; "gelu_tanh" its tanh approximation, which some BERT checkpoints were trained with.
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "gelu_tanh": partial(nn.GELU, approximate="tanh")}
 
 
 class FeedForward(nn.Module):

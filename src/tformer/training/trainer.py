@@ -179,7 +179,9 @@ class Trainer:
 
     def _limits_reached(self) -> bool:
         cfg, st = self.cfg, self.state
-        return bool((cfg.max_steps and st.step >= cfg.max_steps) or (cfg.max_minutes and st.seconds >= cfg.max_minutes * 60))
+        out_of_steps = cfg.max_steps and st.step >= cfg.max_steps
+        out_of_time = cfg.max_minutes and st.seconds >= cfg.max_minutes * 60
+        return bool(out_of_steps or out_of_time)
 
     def _log_train(self, loss: float, bar: tqdm) -> None:
         st = self.state
@@ -230,7 +232,9 @@ class Trainer:
         plot_training_curves(self.out / "metrics.jsonl", self.out / "curves.png")
         return bool(cfg.patience and st.evals_since_best >= cfg.patience)
 
-    def save_model(self, folder: Path, model: Seq2SeqTransformer | None = None, dtype: torch.dtype | None = None) -> None:
+    def save_model(
+        self, folder: Path, model: Seq2SeqTransformer | None = None, dtype: torch.dtype | None = None
+    ) -> None:
         build = ckpt.staging_dir(folder)
         (model or self.model).save_pretrained(build, dtype=dtype)
         self.tokenizer.save_pretrained(build)
@@ -308,7 +312,9 @@ def average_checkpoints(paths: list[Path]) -> dict[str, torch.Tensor]:
     return {name: (t / len(paths)).float() for name, t in total.items()}
 
 
-def translate_greedy(model: Seq2SeqTransformer, tokenizer: BPETokenizer, texts: list[str], batch_size: int = 64) -> list[str]:
+def translate_greedy(
+    model: Seq2SeqTransformer, tokenizer: BPETokenizer, texts: list[str], batch_size: int = 64
+) -> list[str]:
     """Greedy translations in length-sorted batches, returned in input order (used for validation BLEU)."""
     ids = tokenizer.encode_batch(texts)
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))

@@ -1,0 +1,116 @@
+"""``Translator``: a trained translation model and its tokenizer, turning sentences into translations."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from tformer.decoding.beam import beam_search
+from tformer.decoding.greedy import Hypothesis, greedy_search
+from tformer.errors import ModelFolderError
+from tformer.models.seq2seq import Seq2SeqTransformer
+from tformer.text.bpe import BPETokenizer
+
+# The bundled model lives in the repository's models/ folder; $TFORMER_MODEL overrides it.
+BUNDLED_MODEL = Path(__file__).resolve().parents[3] / "models" / "multi30k-de-en"
+REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
+
+
+def default_model_dir() -> Path:
+    return Path(os.environ.get("TFORMER_MODEL", BUNDLED_MODEL))
+
+
+class Translator:
+    """Translate German sentences to English with greedy (``beam=1``) or beam search.
+
+    Empty and whitespace-only inputs give empty outputs; inputs longer than the model's maximum are truncated
+    (with one warning on stderr); characters never seen in training become unknown tokens.
+    """
+
+    def __init__(self, model: Seq2SeqTransformer, tokenizer: BPETokenizer) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path | None = None) -> Translator:
+        folder = Path(folder) if folder is not None else default_model_dir()
+        if not folder.is_dir():
+            raise ModelFolderError(f"model folder not found: {folder}")
+        missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
+        if missing:
+            found = sorted(p.name for p in folder.iterdir())
+            raise ModelFolderError(f"{folder}: missing {', '.join(missing)} (found: {', '.join(found) or 'nothing'})")
+        return cls(Seq2SeqTransformer.from_pretrained(folder), BPETokenizer.from_pretrained(folder))
+
+    def save_pretrained(self, folder: str | Path, dtype: torch.dtype | None = None) -> None:
+        self.model.save_pretrained(folder, dtype=dtype)
+        self.tokenizer.save_pretrained(folder)
+
+    def translate(
+        self,
+        texts: Sequence[str],
+        beam: int = 4,
+        length_penalty: float = 1.0,
+        batch_size: int = 32,
+        max_len_a: float = 1.5,
+        max_len_b: int = 10,
+    ) -> list[str]:
+        """One translation per input text, in order."""
+        nbest = self.translate_nbest(texts, beam, 1, length_penalty, batch_size, max_len_a, max_len_b)
+        return [hyps[0][0] if hyps else "" for hyps in nbest]
+
+    def translate_nbest(
+        self,
+        texts: Sequence[str],
+        beam: int = 4,
+        nbest: int = 1,
+        length_penalty: float = 1.0,
+        batch_size: int = 32,
+        max_len_a: float = 1.5,
+        max_len_b: int = 10,
+    ) -> list[list[tuple[str, float]]]:
+        """Per input, up to ``nbest`` (translation, score) pairs, best first; an empty list for empty input."""
+        hyps = self.search(texts, beam, nbest, length_penalty, batch_size, max_len_a, max_len_b)
+        return [[(self.tokenizer.decode(h.tokens), h.normalized_score if h.normalized_score is not None else h.score)
+                 for h in row] for row in hyps]
+
+    def encode_sources(self, texts: Sequence[str]) -> list[list[int]]:
+        """Subword ids per text, truncated to fit the model (EOS is added later); warns once when truncating."""
+        limit = self.model.config.max_len - 1
+        ids = self.tokenizer.encode_batch([t if isinstance(t, str) else str(t) for t in texts])
+        if any(len(i) > limit for i in ids):
+            n = sum(len(i) > limit for i in ids)
+            print(f"tformer: warning: {n} input(s) longer than {limit} subwords truncated", file=sys.stderr)
+        return [i[:limit] for i in ids]
+
+    def search(
+        self,
+        texts: Sequence[str],
+        beam: int = 4,
+        nbest: int = 1,
+        length_penalty: float = 1.0,
+        batch_size: int = 32,
+        max_len_a: float = 1.5,
+        max_len_b: int = 10,
+    ) -> list[list[Hypothesis]]:
+        """Hypotheses (token ids and scores) per input, in input order, length-sorted batches inside."""
+        ids = self.encode_sources(texts)
+        cfg = self.model.config
+        results: list[list[Hypothesis]] = [[] for _ in ids]
+        todo = sorted((i for i in range(len(ids)) if ids[i]), key=lambda i: len(ids[i]))
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
+            src = torch.full((len(chunk), max(len(ids[i]) for i in chunk) + 1), cfg.pad_id, dtype=torch.long)
+            for row, i in enumerate(chunk):
+                src[row, : len(ids[i]) + 1] = torch.tensor(ids[i] + [cfg.eos_id])
+            if beam == 1:
+                found = [[h] for h in greedy_search(self.model, src, max_len_a, max_len_b)]
+            else:
+                found = beam_search(self.model, src, beam, length_penalty, nbest, max_len_a, max_len_b)
+            for i, hyps in zip(chunk, found):
+                results[i] = hyps
+        return results

@@ -1,0 +1,29 @@
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from tformer.models import Seq2SeqTransformer, TransformerConfig  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def tiny_config(**overrides) -> TransformerConfig:
+    """Odd sizes, so a swapped axis fails loudly."""
+    fields = dict(
+        src_vocab_size=37, tgt_vocab_size=37, d_model=24, num_heads=3, num_encoder_layers=2, num_decoder_layers=2,
+        d_ff=40, dropout=0.0, max_len=64,
+    )
+    fields.update(overrides)
+    return TransformerConfig(**fields)
+
+
+@pytest.fixture
+def tiny_model() -> Seq2SeqTransformer:
+    return Seq2SeqTransformer(tiny_config()).eval()
