@@ -72,9 +72,9 @@ class Trainer:
 
     # ----- set-up -------------------------------------------------------------------------------------------
     def _check_output_dir(self, resume: bool) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
         probe = self.out / ".write-test"
         try:
+            self.out.mkdir(parents=True, exist_ok=True)
             probe.write_bytes(b"x" * 1024)
             probe.unlink()
         except OSError as err:

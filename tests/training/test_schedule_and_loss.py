@@ -1,0 +1,40 @@
+import math
+
+import pytest
+import torch
+
+from tformer.training.losses import label_smoothed_nll_loss
+from tformer.training.recipe import Recipe
+from tformer.training.schedule import inverse_sqrt_factor
+
+
+def test_inverse_sqrt_matches_the_paper_formula_up_to_the_peak():
+    d_model, warmup = 512, 4000
+    peak = d_model**-0.5 * warmup**-0.5
+    for step in (1, 100, 3999, 4000, 4001, 20000):
+        paper = d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)
+        assert peak * inverse_sqrt_factor(step, warmup) == pytest.approx(paper)
+
+
+def test_label_smoothing_ignores_padding_and_matches_its_definition():
+    logits = torch.randn(2, 3, 7)
+    target = torch.tensor([[4, 5, 0], [6, 0, 0]])
+    loss, nll = label_smoothed_nll_loss(logits, target, 0.1, pad_id=0)
+    lp = torch.log_softmax(logits, -1)
+    keep = target.ne(0)
+    expected_nll = -lp.gather(-1, target[..., None])[..., 0][keep].sum()
+    uniform = -lp.mean(-1)[keep].sum()
+    torch.testing.assert_close(nll, expected_nll)
+    torch.testing.assert_close(loss, 0.9 * expected_nll + 0.1 * uniform)
+
+
+def test_recipe_file_parses_and_rejects_bad_fields(tmp_path):
+    recipe = Recipe.from_file("recipes/multi30k_de_en.toml")
+    assert recipe.train.label_smoothing == 0.1 and recipe.tokenizer.vocab_size >= 4000
+    (tmp_path / "bad.toml").write_text("[train]\nlearning_rate = 3\n")
+    with pytest.raises(ValueError, match="unknown field"):
+        Recipe.from_file(tmp_path / "bad.toml")
+    (tmp_path / "bad2.toml").write_text("[train]\nlabel_smoothing = 1.5\n")
+    with pytest.raises(ValueError, match="label_smoothing"):
+        Recipe.from_file(tmp_path / "bad2.toml")
+    assert math.isfinite(Recipe.from_json(recipe.to_json()).train.peak_lr)
