@@ -7,9 +7,9 @@ import os
 import sys
 
 from tformer import __version__
-from tformer.cli import evaluate, train, translate
+from tformer.cli import evaluate, export, train, translate
 
-COMMANDS = [translate, evaluate, train]
+COMMANDS = [translate, evaluate, train, export]
 
 
 def build_parser() -> argparse.ArgumentParser:
