@@ -1,0 +1,48 @@
+"""Tiny BERT checkpoints for tests: a hand-written WordPiece vocabulary and odd-sized configurations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tformer.models.bert import BertConfig, BertForSequenceClassification, BertModel
+from tformer.text.pretrained import Tokenizer
+
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+WORDS = (
+    "the a an this that it movie film story plot was is are very not so good great fun lovely brilliant bad awful "
+    "dull boring terrible i love hate and but . , ! ##s ##ly ##ing"
+).split()
+VOCAB = SPECIAL + WORDS
+
+
+def write_vocab_folder(folder: Path) -> Path:
+    """A tokenizer-only folder: ``vocab.txt`` and ``tokenizer_config.json`` (uncased), as old BERT checkpoints ship."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({"do_lower_case": True, "model_max_length": 40, "tokenizer_class": "BertTokenizer"}),
+        encoding="utf-8",
+    )
+    return folder
+
+
+def tiny_bert_config(**overrides) -> BertConfig:
+    """Odd sizes, so a swapped axis fails loudly."""
+    fields = dict(vocab_size=len(VOCAB), d_model=24, num_layers=2, num_heads=3, d_ff=40, max_len=40, num_segments=2,
+                  dropout=0.0, attention_dropout=0.0)
+    fields.update(overrides)
+    return BertConfig(**fields)
+
+
+def save_tiny_encoder(folder: Path, **overrides) -> Path:
+    """A randomly initialised tiny BERT encoder checkpoint with its tokenizer."""
+    BertModel(tiny_bert_config(**overrides)).save_pretrained(folder)
+    Tokenizer.from_pretrained(write_vocab_folder(folder)).save_pretrained(folder)
+    return folder
+
+
+def save_tiny_classifier(folder: Path, labels=("negative", "positive"), **overrides) -> Path:
+    BertForSequenceClassification(tiny_bert_config(labels=list(labels), **overrides)).save_pretrained(folder)
+    Tokenizer.from_pretrained(write_vocab_folder(folder)).save_pretrained(folder)
+    return folder
