@@ -1,0 +1,102 @@
+"""Tokenizer + BERT model + post-processing, ready for texts: sentence embeddings and text classification."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from tformer.interop.pretrained import resolve_pretrained
+from tformer.models.bert import BertForSequenceClassification, BertModel
+from tformer.text.pretrained import Tokenizer
+
+SENTENCE_CONFIG = "sentence_bert_config.json"  # sentence-transformers' file, holding max_seq_length
+
+
+def mean_pool(hidden: Tensor, attention_mask: Tensor) -> Tensor:
+    """Average of the real tokens' hidden states: (batch, seq, d_model), mask (batch, seq) -> (batch, d_model)."""
+    weights = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+
+
+def _length_order(texts: Sequence[str]) -> list[int]:
+    """Indices longest first, so each batch pads little; results are put back in input order."""
+    return sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+
+
+class SentenceEncoder:
+    """Sentence embeddings: mean of BERT's final hidden states over real tokens, L2-normalised (as
+    sentence-transformers computes them for all-MiniLM-L6-v2)."""
+
+    def __init__(self, model: BertModel, tokenizer: Tokenizer, max_length: int | None = None) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path = "minilm") -> SentenceEncoder:
+        """A checkpoint folder or short name; ``sentence_bert_config.json``'s ``max_seq_length`` is honoured."""
+        folder = resolve_pretrained(name_or_path)
+        max_length = None
+        if (folder / SENTENCE_CONFIG).is_file():
+            max_length = json.loads((folder / SENTENCE_CONFIG).read_text(encoding="utf-8")).get("max_seq_length")
+        return cls(BertModel.from_pretrained(folder), Tokenizer.from_pretrained(folder), max_length)
+
+    @torch.no_grad()
+    def encode(self, texts: Sequence[str], batch_size: int = 32, normalize: bool = True) -> Tensor:
+        """texts -> embeddings (len(texts), d_model), float32, in input order."""
+        order = _length_order(texts)
+        out = torch.empty(len(texts), self.model.config.d_model)
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size]
+            batch = self.tokenizer([texts[i] for i in index], max_length=self.max_length)
+            hidden = self.model(**batch).last_hidden_state  # (batch, seq, d_model)
+            pooled = mean_pool(hidden, batch.attention_mask)
+            out[index] = F.normalize(pooled, p=2, dim=-1) if normalize else pooled
+        return out
+
+
+@dataclass
+class Prediction:
+    label: str
+    probability: float
+
+
+class TextClassifier:
+    """A fine-tuned ``BertForSequenceClassification`` with its tokenizer: texts in, labels and probabilities out."""
+
+    def __init__(self, model: BertForSequenceClassification, tokenizer: Tokenizer, max_length: int | None = None):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> TextClassifier:
+        """A folder written by ``tformer finetune`` (or any Hugging Face BERT sequence classifier)."""
+        folder = resolve_pretrained(folder)
+        return cls(BertForSequenceClassification.from_pretrained(folder), Tokenizer.from_pretrained(folder))
+
+    @property
+    def labels(self) -> list[str]:
+        return self.model.config.labels
+
+    @torch.no_grad()
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 32) -> Tensor:
+        """texts -> class probabilities (len(texts), num_labels), in input order."""
+        order = _length_order(texts)
+        out = torch.empty(len(texts), len(self.labels))
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size]
+            batch = self.tokenizer([texts[i] for i in index], max_length=self.max_length)
+            out[index] = torch.softmax(self.model(**batch).logits.float(), dim=-1)
+        return out
+
+    def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[Prediction]:
+        probs = self.predict_proba(texts, batch_size)
+        best = probs.argmax(dim=-1)
+        return [Prediction(self.labels[int(k)], float(probs[i, k])) for i, k in enumerate(best)]
