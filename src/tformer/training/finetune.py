@@ -1,0 +1,219 @@
+"""Fine-tuning a pretrained BERT encoder for sequence classification (sentiment, topic, ...).
+
+The classic recipe: a new head (dropout + linear) on the pooled output, AdamW with weight decay, linear warm-up
+and decay of the learning rate, a few epochs; accuracy and macro-F1 on the development set after each epoch, and
+the best checkpoint kept as a Hugging Face-compatible folder (``OUT/best``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from tformer.data.classification import DatasetSpec, LabelledTexts, dataset_spec, label_ids, load_dataset
+from tformer.errors import ConfigError
+from tformer.evaluation.classification import classification_metrics
+from tformer.models.bert import BertForSequenceClassification
+from tformer.models.config import JsonConfig, require_positive
+from tformer.text.pretrained import Tokenizer
+from tformer.training.checkpoint import commit_folder, staging_dir, write_json_atomic
+from tformer.training.schedule import linear_warmup_decay_schedule
+
+DEFAULT_OUT = "runs/sst2-minilm"  # `tformer classify` looks for DEFAULT_OUT/best
+BEST = "best"
+METRICS = "metrics.jsonl"
+RESULTS = "eval_results.json"
+RECIPE = "finetune_config.json"
+
+
+@dataclass
+class FinetuneConfig(JsonConfig):
+    """Everything a fine-tuning run depends on. Defaults: MiniLM on GLUE SST-2, BERT paper's fine-tuning recipe."""
+
+    model: str = "minilm"  # checkpoint folder or short name
+    data: str = "glue"  # preset (sst2, glue) or a folder with train.* and dev.*
+    train_file: str | None = None  # explicit files override ``data``
+    dev_file: str | None = None
+    data_root: str | None = None  # where presets live (default: $TFORMER_DATA or ../shared/data)
+    out: str = DEFAULT_OUT
+    epochs: int = 3
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    lr: float = 2e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    max_length: int = 128
+    seed: int = 0
+    freeze_encoder: bool = False
+    max_steps: int | None = None  # stop early (smoke tests); evaluates and saves when it stops
+    threads: int | None = None  # torch CPU threads (default: torch's choice)
+    labels: list[str] = field(default_factory=list)  # filled from the training data
+
+    def __post_init__(self) -> None:
+        require_positive(self, "epochs", "batch_size", "eval_batch_size", "max_length")
+        if self.max_steps is not None:
+            require_positive(self, "max_steps")
+        for name in ("lr", "weight_decay", "max_grad_norm"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if (self.train_file is None) != (self.dev_file is None):
+            raise ConfigError("give both train_file and dev_file, or neither (then `data` names the dataset)")
+
+    def dataset(self) -> DatasetSpec:
+        if self.train_file is not None and self.dev_file is not None:
+            return DatasetSpec(Path(self.train_file), Path(self.dev_file))
+        return dataset_spec(self.data, self.data_root)
+
+
+@dataclass
+class FinetuneResult:
+    best: Path  # the best checkpoint folder
+    best_metrics: dict[str, float]
+    history: list[dict] = field(default_factory=list)  # one row per evaluation
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class Finetuner:
+    """Runs one fine-tuning job described by a ``FinetuneConfig``."""
+
+    def __init__(self, config: FinetuneConfig, progress: bool = True, overwrite: bool = False) -> None:
+        self.config = c = config
+        self.progress = progress
+        self.out = Path(c.out)
+        if self.out.exists() and any(self.out.iterdir()) and not overwrite:
+            raise FileExistsError(f"output folder {self.out} is not empty; choose another --out or pass --overwrite")
+        if c.threads:
+            torch.set_num_threads(c.threads)
+        torch.manual_seed(c.seed)
+        self.train_data, self.dev_data, labels = load_dataset(c.dataset())
+        c.labels = labels
+        self.train_ids = label_ids(self.train_data, labels)
+        self.dev_ids = label_ids(self.dev_data, labels)
+        self.tokenizer = Tokenizer.from_pretrained(c.model)
+        self.model = BertForSequenceClassification.from_pretrained(c.model, labels=labels)
+        if c.freeze_encoder:
+            self.model.bert.requires_grad_(False)
+        steps_per_epoch = math.ceil(len(self.train_data) / c.batch_size)
+        self.total_steps = steps_per_epoch * c.epochs
+        if c.max_steps is not None:
+            self.total_steps = min(self.total_steps, c.max_steps)
+        self.optimizer = torch.optim.AdamW(self._param_groups(), lr=c.lr)
+        self.scheduler = linear_warmup_decay_schedule(
+            self.optimizer, round(c.warmup_ratio * self.total_steps), self.total_steps
+        )
+        self.step = 0
+        self.last_loss: float | None = None
+
+    def _param_groups(self) -> list[dict]:
+        """Weight decay on matrices only: biases and LayerNorm gains (the 1-D parameters) are not decayed."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return [
+            {"params": [p for p in params if p.dim() > 1], "weight_decay": self.config.weight_decay},
+            {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0},
+        ]
+
+    def train(self) -> FinetuneResult:
+        c = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / METRICS).unlink(missing_ok=True)
+        c.to_json(self.out / RECIPE)
+        log(f"fine-tuning {c.model} on {len(self.train_data)} examples ({self.train_data.source}), labels "
+            f"{c.labels}, {self.total_steps} steps; dev: {len(self.dev_data)} examples")
+        generator = torch.Generator().manual_seed(c.seed)
+        bar = tqdm(total=self.total_steps, disable=not self.progress, unit="step", dynamic_ncols=True)
+        result = FinetuneResult(self.out / BEST, {})
+        start = time.perf_counter()
+        for epoch in range(1, c.epochs + 1):
+            order = torch.randperm(len(self.train_data), generator=generator).tolist()
+            seen = self._train_epoch(order, bar)
+            metrics = self.evaluate()
+            row = {"epoch": epoch, "step": self.step, "examples": seen, **metrics,
+                   "elapsed_s": round(time.perf_counter() - start, 1), "train_loss": self.last_loss}
+            self._record(row, result)
+            if c.max_steps is not None and self.step >= c.max_steps:
+                break
+        bar.close()
+        return result
+
+    def _train_epoch(self, order: list[int], bar: tqdm) -> int:
+        c = self.config
+        self.model.train()
+        if c.freeze_encoder:
+            self.model.bert.eval()  # a frozen encoder gives fixed features: no dropout inside it
+        seen, running, start = 0, None, time.perf_counter()
+        for first in range(0, len(order), c.batch_size):
+            if c.max_steps is not None and self.step >= c.max_steps:
+                break
+            index = order[first : first + c.batch_size]
+            batch = self.tokenizer([self.train_data.texts[i] for i in index], max_length=c.max_length)
+            targets = torch.tensor([self.train_ids[i] for i in index])
+            loss = self.model(**batch, labels=targets).loss
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if c.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step += 1
+            seen += len(index)
+            running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
+            rate = seen / max(time.perf_counter() - start, 1e-9)  # training examples per second, this epoch
+            bar.set_postfix(loss=f"{running:.4f}", ex_s=f"{rate:.1f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
+            bar.update(1)
+        self.last_loss = running
+        return seen
+
+    @torch.no_grad()
+    def evaluate(self, data: LabelledTexts | None = None, gold: list[int] | None = None) -> dict[str, float]:
+        """Accuracy and macro-F1 on the development set (or on ``data`` with class ids ``gold``)."""
+        data, gold = (self.dev_data, self.dev_ids) if data is None else (data, gold)
+        self.model.eval()
+        predicted: list[int] = []
+        for first in range(0, len(data), self.config.eval_batch_size):
+            texts = data.texts[first : first + self.config.eval_batch_size]
+            batch = self.tokenizer(texts, max_length=self.config.max_length)
+            predicted += self.model(**batch).logits.argmax(dim=-1).tolist()
+        return classification_metrics(predicted, gold, len(self.config.labels))
+
+    def _record(self, row: dict, result: FinetuneResult) -> None:
+        result.history.append(row)
+        with open(self.out / METRICS, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        improved = not result.best_metrics or row["accuracy"] > result.best_metrics["accuracy"]
+        log(f"epoch {row['epoch']} step {row['step']}: dev accuracy {row['accuracy']:.4f}, "
+            f"macro-F1 {row['macro_f1']:.4f}" + (" (best so far, saved)" if improved else ""))
+        if improved:
+            result.best_metrics = row
+            self.save(result.best, row)
+
+    def save(self, folder: Path, metrics: dict) -> None:
+        """Write model, tokenizer, recipe and metrics to ``folder`` atomically (a crash leaves the old one)."""
+        stage = staging_dir(folder)
+        try:
+            self.model.save_pretrained(stage)
+            self.tokenizer.save_pretrained(stage)
+            self.config.to_json(stage / RECIPE)
+            write_json_atomic(stage / RESULTS, {**metrics, "dev": self.dev_data.source})
+            commit_folder(stage, folder)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+
+
+def finetune(config: FinetuneConfig, progress: bool = True, overwrite: bool = False) -> FinetuneResult:
+    """Fine-tune as ``config`` says; returns where the best checkpoint is and its metrics."""
+    return Finetuner(config, progress=progress, overwrite=overwrite).train()
