@@ -7,9 +7,9 @@ import os
 import sys
 
 from tformer import __version__
-from tformer.cli import evaluate, export, train, translate
+from tformer.cli import classify, embed, evaluate, export, finetune, train, translate
 
-COMMANDS = [translate, evaluate, train, export]
+COMMANDS = [translate, evaluate, train, finetune, classify, embed, export]
 
 
 def build_parser() -> argparse.ArgumentParser:

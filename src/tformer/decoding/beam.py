@@ -50,7 +50,8 @@ def beam_search(
     scores[:, 0] = 0.0  # all beams start identical: expand only the first
     rows = torch.arange(batch)[:, None] * k  # (batch, 1)
     for t in range(steps):
-        lp = model.output.log_probs(model.decode(tokens[:, t : t + 1], encoded, cache).hidden[:, -1]).cpu()
+        step_input = tokens[:, t : t + 1].to(src.device)
+        lp = model.output.log_probs(model.decode(step_input, encoded, cache).hidden[:, -1]).cpu()
         restrict_to_eos(lp, finished, (limits <= t) & ~finished, cfg.eos_id)
         vocab = lp.size(-1)
         top_scores, top = (scores.reshape(-1, 1) + lp).view(batch, k * vocab).topk(k, dim=1)  # (batch, beam)

@@ -107,6 +107,7 @@ class Translator:
             src = torch.full((len(chunk), max(len(ids[i]) for i in chunk) + 1), cfg.pad_id, dtype=torch.long)
             for row, i in enumerate(chunk):
                 src[row, : len(ids[i]) + 1] = torch.tensor(ids[i] + [cfg.eos_id])
+            src = src.to(self.model.output.weight.device)
             if beam == 1:
                 found = [[h] for h in greedy_search(self.model, src, max_len_a, max_len_b)]
             else:

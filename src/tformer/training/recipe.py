@@ -58,6 +58,8 @@ class TrainConfig(JsonConfig):
     bf16: bool = False
     threads: int = 0  # torch threads; 0 = torch's default
     skip_nonfinite: bool = False  # skip an update with a non-finite loss instead of stopping
+    device: str = "auto"  # "auto" (CUDA when available), "cuda" or "cpu"
+    ddp_timeout_s: int = 600  # a collective waiting longer than this fails the run instead of hanging
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # type: ignore[assignment]

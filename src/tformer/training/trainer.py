@@ -3,8 +3,10 @@ periodic evaluation with sacreBLEU, atomic checkpoints and exact resume."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from tformer.data.batching import token_budget_batches
@@ -23,6 +26,7 @@ from tformer.evaluation.bleu import corpus_bleu
 from tformer.models import Seq2SeqTransformer, TransformerConfig
 from tformer.text.bpe import BPETokenizer
 from tformer.training import checkpoint as ckpt
+from tformer.training import distributed
 from tformer.training.data import collate, encode_pairs, pad_sources, training_corpus
 from tformer.training.losses import label_smoothed_nll_loss
 from tformer.training.recipe import Recipe
@@ -47,19 +51,27 @@ class TrainerState:
 
 
 def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """Progress messages on stderr, from rank 0 only under torchrun."""
+    if os.environ.get("RANK", "0") == "0":
+        print(message, file=sys.stderr, flush=True)
 
 
 class Trainer:
     def __init__(self, recipe: Recipe, out_dir: str | Path, resume: bool = False, progress: bool = True) -> None:
-        self.recipe, self.out, self.progress = recipe, Path(out_dir), progress
+        self.recipe, self.out = recipe, Path(out_dir)
         self.cfg = recipe.train
-        self._check_output_dir(resume)
+        self.dist = distributed.setup(self.cfg.device, self.cfg.ddp_timeout_s)
+        self.progress = progress and self.dist.is_main
+        if self.dist.is_main:
+            self._check_output_dir(resume)
+        self.dist.barrier()
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)
-        torch.manual_seed(self.cfg.seed)
+        torch.manual_seed(self.cfg.seed)  # identical initial weights on every rank
         self.tokenizer = self._tokenizer(resume)
-        self.model = self._build_model()
+        self.model = self._build_model().to(self.dist.device)
+        torch.manual_seed(self.cfg.seed + self.dist.rank)  # different dropout masks per rank
+        self.ddp_model = DistributedDataParallel(self.model) if self.dist.enabled else self.model
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=self.cfg.peak_lr, betas=self.cfg.betas, eps=1e-9,
             weight_decay=self.cfg.weight_decay,
@@ -87,15 +99,15 @@ class Trainer:
         (self.out / "recipe.json").write_text(self.recipe.to_json() + "\n")
 
     def _tokenizer(self, resume: bool) -> BPETokenizer:
-        path = self.out / "tokenizer.json"
-        if path.is_file():
-            return BPETokenizer.from_pretrained(self.out)
-        corpus = training_corpus(self.recipe.data, self.cfg.seed)
-        log(f"training BPE (vocab {self.recipe.tokenizer.vocab_size}) on {len(corpus)} pairs")
-        tok = BPETokenizer.train(corpus.src + corpus.tgt, self.recipe.tokenizer.vocab_size,
-                                 self.recipe.tokenizer.min_frequency)
-        tok.save_pretrained(self.out)
-        return tok
+        """The run's BPE: trained by rank 0 on the training corpus, then read by every rank."""
+        if self.dist.is_main and not (self.out / "tokenizer.json").is_file():
+            corpus = training_corpus(self.recipe.data, self.cfg.seed)
+            log(f"training BPE (vocab {self.recipe.tokenizer.vocab_size}) on {len(corpus)} pairs")
+            tok = BPETokenizer.train(corpus.src + corpus.tgt, self.recipe.tokenizer.vocab_size,
+                                     self.recipe.tokenizer.min_frequency)
+            tok.save_pretrained(self.out)
+        self.dist.barrier()
+        return BPETokenizer.from_pretrained(self.out)
 
     def _build_model(self) -> Seq2SeqTransformer:
         v = self.tokenizer.vocab_size
@@ -120,7 +132,9 @@ class Trainer:
         log(f"data: {len(self.train_pairs)} training pairs, {len(self.val_src)} validation sentences for BLEU")
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
-        return token_budget_batches(self.lengths, self.cfg.max_tokens, self.cfg.seed, epoch)
+        """This rank's batches of an epoch (all of them in a single process)."""
+        batches = token_budget_batches(self.lengths, self.cfg.max_tokens, self.cfg.seed, epoch)
+        return distributed.shard(batches, self.dist.rank, self.dist.world_size, self.cfg.accumulate)
 
     # ----- the loop -----------------------------------------------------------------------------------------
     def train(self) -> Path:
@@ -153,17 +167,28 @@ class Trainer:
         return self._finish()
 
     def _update(self, group: list[list[int]]) -> tuple[float, int]:
-        self.model.train()
-        n_tokens = sum(sum(len(self.train_pairs[i][1]) + 1 for i in b) for b in group)
+        """One optimizer update over a group of micro-batches (this rank's share under DDP).
+
+        The loss is normalised by the target tokens of the whole update across all ranks (times the world size,
+        since DDP averages gradients), so W ranks equal one process that accumulates their batches.
+        """
+        self.ddp_model.train()
+        c = self.model.config
+        local_tokens = sum(sum(len(self.train_pairs[i][1]) + 1 for i in b) for b in group)
+        n_tokens = int(self.dist.all_reduce_sum([float(local_tokens)])[0])
+        scale = self.dist.world_size / n_tokens
         total_loss = 0.0
-        for indices in group:
-            batch = collate([self.train_pairs[i] for i in indices], self.model.config.pad_id,
-                            self.model.config.bos_id, self.model.config.eos_id)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.bf16):
-                logits = self.model(batch.src, batch.tgt_in)
-            loss, _ = label_smoothed_nll_loss(logits, batch.tgt_out, self.cfg.label_smoothing, self.model.config.pad_id)
-            (loss / n_tokens).backward()
+        for k, indices in enumerate(group):
+            batch = collate([self.train_pairs[i] for i in indices], c.pad_id, c.bos_id, c.eos_id)
+            sync = k == len(group) - 1 or not self.dist.enabled  # DDP all-reduces on the last micro-batch only
+            with contextlib.nullcontext() if sync else self.ddp_model.no_sync():
+                with torch.autocast(self.dist.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
+                    logits = self.ddp_model(batch.src.to(self.dist.device), batch.tgt_in.to(self.dist.device))
+                loss, _ = label_smoothed_nll_loss(logits, batch.tgt_out.to(self.dist.device),
+                                                  self.cfg.label_smoothing, c.pad_id)
+                (loss * scale).backward()
             total_loss += loss.item()
+        total_loss = self.dist.all_reduce_sum([total_loss])[0]
         if not math.isfinite(total_loss):
             self.optimizer.zero_grad(set_to_none=True)
             if self.cfg.skip_nonfinite:
@@ -181,7 +206,7 @@ class Trainer:
         cfg, st = self.cfg, self.state
         out_of_steps = cfg.max_steps and st.step >= cfg.max_steps
         out_of_time = cfg.max_minutes and st.seconds >= cfg.max_minutes * 60
-        return bool(out_of_steps or out_of_time)
+        return bool(self.dist.broadcast_object(bool(out_of_steps or out_of_time)))  # ranks stop together
 
     def _log_train(self, loss: float, bar: tqdm) -> None:
         st = self.state
@@ -194,25 +219,35 @@ class Trainer:
                                   "tokens_per_s": tok_s, "seconds": st.seconds})
 
     def _append_metrics(self, row: dict) -> None:
+        if not self.dist.is_main:
+            return
         with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
 
     # ----- evaluation and checkpoints -----------------------------------------------------------------------
     @torch.no_grad()
     def validation_loss(self) -> float:
+        """Mean NLL per target token on the validation set; each rank scores a share, the sums are reduced."""
         self.model.eval()
         total, tokens = 0.0, 0
         batches = token_budget_batches([max(len(s), len(t)) + 1 for s, t in self.val_pairs], 4000, 0, 0)
         c = self.model.config
-        for indices in batches:
+        for indices in batches[self.dist.rank :: self.dist.world_size]:
             batch = collate([self.val_pairs[i] for i in indices], c.pad_id, c.bos_id, c.eos_id)
-            _, nll = label_smoothed_nll_loss(self.model(batch.src, batch.tgt_in), batch.tgt_out, 0.0, c.pad_id)
+            logits = self.model(batch.src.to(self.dist.device), batch.tgt_in.to(self.dist.device))
+            _, nll = label_smoothed_nll_loss(logits, batch.tgt_out.to(self.dist.device), 0.0, c.pad_id)
             total, tokens = total + float(nll), tokens + batch.num_tokens
+        total, tokens = self.dist.all_reduce_sum([total, float(tokens)])
         return total / tokens
 
     def validation_bleu(self, model: Seq2SeqTransformer | None = None) -> float:
+        """Greedy sacreBLEU on the validation sentences; each rank translates a share, rank 0's gather scores."""
         model = (model or self.model).eval()
-        hyps = translate_greedy(model, self.tokenizer, self.val_src)
+        r, w = self.dist.rank, self.dist.world_size
+        mine = translate_greedy(model, self.tokenizer, self.val_src[r::w])
+        hyps: list[str] = [""] * len(self.val_src)
+        for rank, part in enumerate(self.dist.all_gather_objects(mine)):
+            hyps[rank::w] = part
         return corpus_bleu(hyps, self.val_ref)
 
     def _evaluate_and_save(self) -> bool:
@@ -226,10 +261,13 @@ class Trainer:
         self._append_metrics(row)
         log(f"eval @ update {st.step} (epoch {st.epoch}): val loss {val_loss:.3f}, val BLEU {bleu:.2f}"
             + (" (best)" if improved else ""))
-        if improved:
-            self.save_model(self.out / "best")
-        self._save_checkpoint()
-        plot_training_curves(self.out / "metrics.jsonl", self.out / "curves.png")
+        rng = self.dist.all_gather_objects(torch.get_rng_state())  # every rank's dropout RNG, for exact resume
+        if self.dist.is_main:
+            if improved:
+                self.save_model(self.out / "best")
+            self._save_checkpoint(rng)
+            plot_training_curves(self.out / "metrics.jsonl", self.out / "curves.png")
+        self.dist.barrier()
         return bool(cfg.patience and st.evals_since_best >= cfg.patience)
 
     def save_model(
@@ -240,7 +278,7 @@ class Trainer:
         self.tokenizer.save_pretrained(build)
         ckpt.commit_folder(build, folder)
 
-    def _save_checkpoint(self) -> None:
+    def _save_checkpoint(self, rng: list[torch.Tensor]) -> None:
         st = self.state
         final = self.out / "checkpoints" / f"step-{st.step:08d}"
         build = ckpt.staging_dir(final)
@@ -248,7 +286,7 @@ class Trainer:
         self.tokenizer.save_pretrained(build)
         tensors, meta = ckpt.optimizer_to_tensors(self.optimizer.state_dict())
         save_file(tensors, str(build / ckpt.OPTIMIZER))
-        save_file(ckpt.rng_state(), str(build / "rng.safetensors"))
+        save_file({f"torch_cpu_rank{r}": state for r, state in enumerate(rng)}, str(build / "rng.safetensors"))
         st.checkpoints = [c for c in st.checkpoints if c != final.name] + [final.name]
         state = {"trainer": st.__dict__, "optimizer": meta, "scheduler": self.scheduler.state_dict()}
         (build / ckpt.STATE).write_text(json.dumps(state, indent=2))
@@ -271,7 +309,10 @@ class Trainer:
             self.optimizer.load_state_dict(ckpt.optimizer_from_tensors(load_file(str(path / ckpt.OPTIMIZER)),
                                                                        state["optimizer"]))
             self.scheduler.load_state_dict(state["scheduler"])
-            ckpt.set_rng_state(load_file(str(path / "rng.safetensors")))
+            rng = load_file(str(path / "rng.safetensors"))
+            if f"torch_cpu_rank{self.dist.rank}" not in rng:
+                raise TrainingError(f"{path} was written by a run with fewer ranks; resume with the same world size")
+            torch.set_rng_state(rng[f"torch_cpu_rank{self.dist.rank}"])
             self.state = TrainerState(**state["trainer"])
             self.state.checkpoints = [c for c in self.state.checkpoints if (folder / c).is_dir()]
             log(f"resumed from {path.name} (update {self.state.step}, epoch {self.state.epoch})")
@@ -280,25 +321,28 @@ class Trainer:
 
     def _finish(self) -> Path:
         """Average the last checkpoints, keep whichever of it and the best checkpoint scores higher."""
-        plot_training_curves(self.out / "metrics.jsonl", self.out / "curves.png")
         best_dir, final = self.out / "best", self.out / "final"
         chosen, bleu = best_dir, self.state.best_bleu
         k = self.cfg.average_last
         paths = [self.out / "checkpoints" / c for c in self.state.checkpoints[-k:]] if k else []
         if len(paths) > 1:
-            averaged = Seq2SeqTransformer(self.model.config)
+            averaged = Seq2SeqTransformer(self.model.config).to(self.dist.device)
             averaged.load_state_dict_untied(average_checkpoints(paths))
             avg_bleu = self.validation_bleu(averaged)
             log(f"average of the last {len(paths)} checkpoints: val BLEU {avg_bleu:.2f} (best single {bleu:.2f})")
             self._append_metrics({"kind": "average", "checkpoints": [p.name for p in paths], "val_bleu": avg_bleu})
-            self.save_model(self.out / "averaged", averaged)
+            if self.dist.is_main:
+                self.save_model(self.out / "averaged", averaged)
             if avg_bleu > bleu:
                 chosen, bleu = self.out / "averaged", avg_bleu
-        build = ckpt.staging_dir(final)
-        build.rmdir()
-        shutil.copytree(chosen, build)
-        (build / ckpt.MANIFEST).unlink(missing_ok=True)
-        ckpt.commit_folder(build, final)
+        if self.dist.is_main:
+            plot_training_curves(self.out / "metrics.jsonl", self.out / "curves.png")
+            build = ckpt.staging_dir(final)
+            build.rmdir()
+            shutil.copytree(chosen, build)
+            (build / ckpt.MANIFEST).unlink(missing_ok=True)
+            ckpt.commit_folder(build, final)
+        self.dist.barrier()
         log(f"final model: {final} (from {chosen.name}, val BLEU {bleu:.2f})")
         return final
 
@@ -323,6 +367,6 @@ def translate_greedy(
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         src = pad_sources([ids[i][: c.max_len - 1] or [c.unk_id] for i in chunk], c.pad_id, c.eos_id)
-        for i, hyp in zip(chunk, greedy_search(model, src)):
+        for i, hyp in zip(chunk, greedy_search(model, src.to(model.output.weight.device))):
             out[i] = tokenizer.decode(hyp.tokens)
     return out

@@ -1,0 +1,52 @@
+import pytest
+
+from tests.cli.conftest import run_cli
+
+
+def test_stdin_gives_one_output_line_per_input_line(tiny_model_dir):
+    lines = ["Ein Mann fährt Fahrrad.", "", "   ", "Zwei Hunde 🐕 spielen.", "x " * 400, "Ende."]
+    result = run_cli("translate", "--model", str(tiny_model_dir), "--beam", "2",
+                     stdin=("\n".join(lines) + "\n").encode())
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.decode().split("\n")
+    assert out[-1] == "" and len(out) - 1 == len(lines)
+    assert out[1] == "" and out[2] == ""  # empty and blank lines keep their place
+    assert result.stderr.decode().count("truncated") == 1  # the over-long line: one warning
+
+
+def test_invalid_utf8_is_an_error_naming_the_line(tiny_model_dir):
+    result = run_cli("translate", "--model", str(tiny_model_dir), stdin=b"Hallo\nkaputt \xc3\x28 hier\n")
+    assert result.returncode == 1
+    assert b"<stdin>:2: not valid UTF-8" in result.stderr
+    assert b"Traceback" not in result.stderr
+
+
+def test_missing_model_files_are_named(tmp_path, tiny_model_dir):
+    (tmp_path / "config.json").write_text((tiny_model_dir / "config.json").read_text())
+    result = run_cli("translate", "--model", str(tmp_path), "Hallo")
+    assert result.returncode == 1
+    err = result.stderr.decode()
+    assert "missing model.safetensors, tokenizer.json" in err and "found: config.json" in err
+    assert "Traceback" not in err
+
+
+def test_evaluate_prints_bleu_with_signature(tmp_path, tiny_model_dir):
+    (tmp_path / "src.de").write_text("Ein Mann.\nZwei Hunde.\n")
+    (tmp_path / "ref.en").write_text("A man.\nTwo dogs.\n")
+    result = run_cli("evaluate", "--model", str(tiny_model_dir), "--src", str(tmp_path / "src.de"),
+                     "--ref", str(tmp_path / "ref.en"), "--beam", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    import json
+
+    scores = json.loads(result.stdout)
+    assert scores["sentences"] == 2 and "nrefs:1|case:mixed|eff:no|tok:13a" in scores["bleu_signature"]
+    (tmp_path / "ref.en").write_text("A man.\n")
+    bad = run_cli("evaluate", "--model", str(tiny_model_dir), "--src", str(tmp_path / "src.de"),
+                  "--ref", str(tmp_path / "ref.en"))
+    assert bad.returncode == 1 and b"line counts differ" in bad.stderr
+
+
+@pytest.mark.parametrize("command", ["translate", "evaluate", "train"])
+def test_every_subcommand_explains_itself(command):
+    result = run_cli(command, "--help")
+    assert result.returncode == 0 and len(result.stdout) > 300

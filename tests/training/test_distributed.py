@@ -1,0 +1,44 @@
+"""DDP under torchrun on CPU (gloo): two ranks equal one process that accumulates their batches."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tformer.training.distributed import even_batches, shard
+
+from tests.training.conftest import tiny_recipe
+
+
+def test_shards_cover_every_batch_once_and_evenly():
+    batches = [[i] * (i % 5 + 1) for i in range(11)]
+    flat = sorted(x for b in batches for x in b)
+    for world, accumulate in ((2, 1), (3, 2), (4, 1)):
+        shards = [shard(batches, r, world, accumulate) for r in range(world)]
+        assert len({len(s) for s in shards}) == 1  # same number of steps on every rank
+        assert sorted(x for s in shards for b in s for x in b) == flat
+    assert even_batches(batches, 1) == batches
+
+
+def _train(tmp_path, name, root, nproc, accumulate):
+    recipe = tiny_recipe(root, max_steps=3, accumulate=accumulate, threads=1)
+    recipe.model["dropout"] = 0.0
+    path = tmp_path / f"{name}.json"
+    recipe.to_json(path)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m"]
+    cmd = [*launcher, "tformer.cli.main", "train", "--config", str(path), "--out", str(tmp_path / name),
+           "--no-progress"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return load_file(str(tmp_path / name / "checkpoints" / "step-00000003" / "model.safetensors")), result.stderr
+
+
+@pytest.mark.slow
+def test_two_ranks_equal_one_process_with_twice_the_batch(tmp_path, small_data_root):
+    ddp, log = _train(tmp_path, "ddp", small_data_root, nproc=2, accumulate=1)
+    single, _ = _train(tmp_path, "single", small_data_root, nproc=1, accumulate=2)
+    assert log.count("eval @ update 3") == 1  # only rank 0 logs
+    for name in single:
+        torch.testing.assert_close(ddp[name], single[name], atol=1e-5, rtol=0)
