@@ -32,3 +32,25 @@ def token_budget_batches(
         batches.append(batch)
     rng.shuffle(batches)
     return batches
+
+
+def length_grouped_batches(
+    lengths: Sequence[int], batch_size: int, seed: int, epoch: int, group: int = 50
+) -> list[list[int]]:
+    """Batches of ``batch_size`` example indices of similar length, still in a random order.
+
+    The examples are shuffled, cut into groups of ``group * batch_size``, each group is sorted by length and cut
+    into batches, and the batches are shuffled: little padding, but every batch is still a random draw (unlike a
+    global sort, which would put all the shortest examples together). Depends only on (lengths, batch_size, seed,
+    epoch, group).
+    """
+    rng = random.Random(seed * 1_000_003 + epoch)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    size = group * batch_size
+    batches = []
+    for start in range(0, len(order), size):
+        chunk = sorted(order[start : start + size], key=lambda i: lengths[i])
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches

@@ -164,6 +164,10 @@ class Tokenizer:
             self._warned_truncation = True
             log.warning("tformer: %d text(s) longer than %s tokens were truncated (said once)", count, limit)
 
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text, with special tokens, not truncated or padded."""
+        return [e.ids for e in self._tok.encode_batch(list(texts))]
+
     def encode(self, text: str) -> list[int]:
         """Token ids with special tokens, not truncated."""
         return self._tok.encode(text).ids

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from tformer.data.batching import length_grouped_batches
 from tformer.data.classification import DatasetSpec, LabelledTexts, dataset_spec, label_ids, load_dataset
 from tformer.errors import ConfigError
 from tformer.evaluation.classification import classification_metrics
@@ -56,6 +57,7 @@ class FinetuneConfig(JsonConfig):
     freeze_encoder: bool = False
     max_steps: int | None = None  # stop early (smoke tests); evaluates and saves when it stops
     threads: int | None = None  # torch CPU threads (default: torch's choice)
+    device: str | None = None  # "cpu", "cuda", ...; default: cuda when available
     labels: list[str] = field(default_factory=list)  # filled from the training data
 
     def __post_init__(self) -> None:
@@ -104,7 +106,8 @@ class Finetuner:
         self.train_ids = label_ids(self.train_data, labels)
         self.dev_ids = label_ids(self.dev_data, labels)
         self.tokenizer = Tokenizer.from_pretrained(c.model)
-        self.model = BertForSequenceClassification.from_pretrained(c.model, labels=labels)
+        self.device = torch.device(c.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = BertForSequenceClassification.from_pretrained(c.model, labels=labels).to(self.device)
         if c.freeze_encoder:
             self.model.bert.requires_grad_(False)
         steps_per_epoch = math.ceil(len(self.train_data) / c.batch_size)
@@ -132,14 +135,14 @@ class Finetuner:
         (self.out / METRICS).unlink(missing_ok=True)
         c.to_json(self.out / RECIPE)
         log(f"fine-tuning {c.model} on {len(self.train_data)} examples ({self.train_data.source}), labels "
-            f"{c.labels}, {self.total_steps} steps; dev: {len(self.dev_data)} examples")
-        generator = torch.Generator().manual_seed(c.seed)
+            f"{c.labels}, {self.total_steps} steps on {self.device}; dev: {len(self.dev_data)} examples")
+        lengths = [len(ids) for ids in self.tokenizer.encode_batch(self.train_data.texts)]
         bar = tqdm(total=self.total_steps, disable=not self.progress, unit="step", dynamic_ncols=True)
         result = FinetuneResult(self.out / BEST, {})
         start = time.perf_counter()
         for epoch in range(1, c.epochs + 1):
-            order = torch.randperm(len(self.train_data), generator=generator).tolist()
-            seen = self._train_epoch(order, bar)
+            batches = length_grouped_batches(lengths, c.batch_size, c.seed, epoch)
+            seen = self._train_epoch(batches, bar)
             metrics = self.evaluate()
             row = {"epoch": epoch, "step": self.step, "examples": seen, **metrics,
                    "elapsed_s": round(time.perf_counter() - start, 1), "train_loss": self.last_loss}
@@ -149,19 +152,18 @@ class Finetuner:
         bar.close()
         return result
 
-    def _train_epoch(self, order: list[int], bar: tqdm) -> int:
+    def _train_epoch(self, batches: list[list[int]], bar: tqdm) -> int:
         c = self.config
         self.model.train()
         if c.freeze_encoder:
             self.model.bert.eval()  # a frozen encoder gives fixed features: no dropout inside it
         seen, running, start = 0, None, time.perf_counter()
-        for first in range(0, len(order), c.batch_size):
+        for index in batches:
             if c.max_steps is not None and self.step >= c.max_steps:
                 break
-            index = order[first : first + c.batch_size]
             batch = self.tokenizer([self.train_data.texts[i] for i in index], max_length=c.max_length)
-            targets = torch.tensor([self.train_ids[i] for i in index])
-            loss = self.model(**batch, labels=targets).loss
+            targets = torch.tensor([self.train_ids[i] for i in index], device=self.device)
+            loss = self.model(**batch.to(self.device), labels=targets).loss
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if c.max_grad_norm > 0:
@@ -182,11 +184,13 @@ class Finetuner:
         """Accuracy and macro-F1 on the development set (or on ``data`` with class ids ``gold``)."""
         data, gold = (self.dev_data, self.dev_ids) if data is None else (data, gold)
         self.model.eval()
-        predicted: list[int] = []
-        for first in range(0, len(data), self.config.eval_batch_size):
-            texts = data.texts[first : first + self.config.eval_batch_size]
-            batch = self.tokenizer(texts, max_length=self.config.max_length)
-            predicted += self.model(**batch).logits.argmax(dim=-1).tolist()
+        order = sorted(range(len(data)), key=lambda i: len(data.texts[i]))  # similar lengths: little padding
+        predicted = [0] * len(data)
+        for first in range(0, len(order), self.config.eval_batch_size):
+            index = order[first : first + self.config.eval_batch_size]
+            batch = self.tokenizer([data.texts[i] for i in index], max_length=self.config.max_length)
+            for i, label in zip(index, self.model(**batch.to(self.device)).logits.argmax(dim=-1).tolist()):
+                predicted[i] = label
         return classification_metrics(predicted, gold, len(self.config.labels))
 
     def _record(self, row: dict, result: FinetuneResult) -> None:
