@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 from tformer.models.bert import BertConfig, BertForSequenceClassification, BertModel
@@ -45,4 +46,22 @@ def save_tiny_encoder(folder: Path, **overrides) -> Path:
 def save_tiny_classifier(folder: Path, labels=("negative", "positive"), **overrides) -> Path:
     BertForSequenceClassification(tiny_bert_config(labels=list(labels), **overrides)).save_pretrained(folder)
     Tokenizer.from_pretrained(write_vocab_folder(folder)).save_pretrained(folder)
+    return folder
+
+
+POSITIVE = ["good", "great", "fun", "lovely", "brilliant"]
+NEGATIVE = ["bad", "awful", "dull", "boring", "terrible"]
+TEMPLATES = ["the movie was {}", "this film is very {}", "a {} story", "it is so {} and the plot , {}"]
+
+
+def write_toy_sentiment(folder: Path, n_train: int = 64, n_dev: int = 32, seed: int = 0) -> Path:
+    """``train.txt`` and ``dev.txt`` of ``LABEL TEXT`` lines whose label follows the sentiment words."""
+    rng = random.Random(seed)
+    for name, n in (("train.txt", n_train), ("dev.txt", n_dev)):
+        lines = []
+        for _ in range(n):
+            label = rng.randrange(2)
+            words = POSITIVE if label else NEGATIVE
+            lines.append(f"{label} " + rng.choice(TEMPLATES).format(rng.choice(words), rng.choice(words)))
+        (folder / name).write_text("\n".join(lines) + "\n")
     return folder

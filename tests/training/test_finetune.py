@@ -2,7 +2,6 @@
 a frozen encoder trains only the head; ``max_steps`` stops early and still saves."""
 
 import json
-import random
 
 import pytest
 import torch
@@ -11,23 +10,7 @@ from tformer.errors import ConfigError, DataError
 from tformer.models.bert import BertForSequenceClassification, BertModel
 from tformer.training.finetune import FinetuneConfig, finetune
 
-from tests.models.bert_helpers import save_tiny_encoder
-
-POSITIVE = ["good", "great", "fun", "lovely", "brilliant"]
-NEGATIVE = ["bad", "awful", "dull", "boring", "terrible"]
-TEMPLATES = ["the movie was {}", "this film is very {}", "a {} story", "it is so {} and the plot , {}"]
-
-
-def write_toy_sentiment(folder, n_train=64, n_dev=32, seed=0):
-    rng = random.Random(seed)
-    for name, n in (("train.txt", n_train), ("dev.txt", n_dev)):
-        lines = []
-        for _ in range(n):
-            label = rng.randrange(2)
-            words = POSITIVE if label else NEGATIVE
-            lines.append(f"{label} " + rng.choice(TEMPLATES).format(rng.choice(words), rng.choice(words)))
-        (folder / name).write_text("\n".join(lines) + "\n")
-    return folder
+from tests.models.bert_helpers import save_tiny_encoder, write_toy_sentiment
 
 
 @pytest.fixture

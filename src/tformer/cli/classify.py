@@ -1,0 +1,61 @@
+"""`tformer classify`: label texts with a fine-tuned classifier (by default the one `tformer finetune` writes)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tformer.training.finetune import BEST, DEFAULT_OUT
+
+DEFAULT_MODEL = f"{DEFAULT_OUT}/{BEST}"
+HELP = "Classify texts (e.g. sentiment) with a fine-tuned model; prints each text's label and probability."
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "classify", help=HELP,
+        description=HELP + " With no TEXT, reads --input or stdin, one text per line, and writes exactly one line "
+        "per input line, in order (an empty line gives an empty line). Output: LABEL<TAB>PROBABILITY.",
+    )
+    p.add_argument("text", nargs="*", metavar="TEXT", help="texts to classify (default: read --input or stdin)")
+    p.add_argument("--model", help=f"classifier folder (default: {DEFAULT_MODEL}, written by `tformer finetune` "
+                   "with its default options)")
+    p.add_argument("--input", help="read texts from this file ('-' = stdin)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line: text, label, probability and "
+                   "every label's probability")
+    p.add_argument("--batch-size", type=int, default=32, help="texts per model call (default: %(default)s)")
+    p.add_argument("--max-length", type=int, help="tokens per text; longer texts are truncated (default: the "
+                   "model's maximum)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tformer.cli.io import read_input_lines
+    from tformer.models.pipelines import TextClassifier
+
+    model = args.model
+    if model is None:
+        if not Path(DEFAULT_MODEL).is_dir():
+            raise FileNotFoundError(f"no classifier at {DEFAULT_MODEL}; make one with `tformer finetune` "
+                                    "(see docs/finetune-sst2.md) or pass --model DIR")
+        model = DEFAULT_MODEL
+    texts = args.text or read_input_lines(args.input)
+    classifier = TextClassifier.from_pretrained(model)
+    classifier.max_length = args.max_length
+    real = [i for i, text in enumerate(texts) if text.strip()]
+    probs = classifier.predict_proba([texts[i] for i in real], args.batch_size) if real else None
+    rows = [json.dumps({"text": t, "label": None, "probability": None}) if args.json else "" for t in texts]
+    for row, i in enumerate(real):
+        p = probs[row]
+        best = int(p.argmax())
+        label, probability = classifier.labels[best], float(p[best])
+        if args.json:
+            every = {name: round(float(q), 6) for name, q in zip(classifier.labels, p)}
+            rows[i] = json.dumps({"text": texts[i], "label": label, "probability": round(probability, 6),
+                                  "probabilities": every}, ensure_ascii=False)
+        else:
+            rows[i] = f"{label}\t{probability:.4f}"
+    for line in rows:
+        print(line)
+    return 0

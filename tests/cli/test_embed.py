@@ -1,0 +1,42 @@
+"""`tformer embed`: .npy and JSON lines outputs, row i for line i, equal to SentenceEncoder."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tformer.cli.main import main
+from tformer.models.pipelines import SentenceEncoder
+
+from tests.models.bert_helpers import save_tiny_encoder
+
+TEXTS = ["the movie was great", "", "a dull , boring story that goes on and on"]
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(tmp_path_factory):
+    return save_tiny_encoder(tmp_path_factory.mktemp("encoder"))
+
+
+def test_npy_and_jsonl_hold_one_normalised_row_per_line(encoder_dir, tmp_path):
+    (tmp_path / "texts.txt").write_text("\n".join(TEXTS) + "\n")
+    expected = SentenceEncoder.from_pretrained(encoder_dir).encode(TEXTS)
+    assert main(["embed", str(tmp_path / "texts.txt"), "--out", str(tmp_path / "x.npy"),
+                 "--model", str(encoder_dir)]) == 0
+    array = np.load(tmp_path / "x.npy")
+    assert array.shape == (3, 24) and array.dtype == np.float32
+    assert np.abs(array - expected.numpy()).max() < 1e-6
+    np.testing.assert_allclose(np.linalg.norm(array, axis=1), 1.0, atol=1e-5)
+    assert main(["embed", str(tmp_path / "texts.txt"), "--out", str(tmp_path / "x.jsonl"),
+                 "--model", str(encoder_dir), "--batch-size", "2"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "x.jsonl").read_text().splitlines()]
+    assert [r["text"] for r in rows] == TEXTS
+    assert (torch.tensor([r["embedding"] for r in rows]) - expected).abs().max() < 1e-6
+
+
+def test_unknown_output_format_is_refused(encoder_dir, tmp_path, capsys):
+    (tmp_path / "texts.txt").write_text("hello\n")
+    assert main(["embed", str(tmp_path / "texts.txt"), "--out", str(tmp_path / "x.csv"),
+                 "--model", str(encoder_dir)]) == 1
+    assert "--out must end in .npy or .jsonl" in capsys.readouterr().err
