@@ -2,7 +2,21 @@
 
 from tformer.decoding.translator import Translator
 from tformer.models import Seq2SeqTransformer, TransformerConfig
+from tformer.models.bert import BertConfig, BertForSequenceClassification, BertModel
+from tformer.models.pipelines import SentenceEncoder, TextClassifier
+from tformer.text.pretrained import Tokenizer
 
 __version__ = "0.1.0"
 
-__all__ = ["Seq2SeqTransformer", "TransformerConfig", "Translator", "__version__"]
+__all__ = [
+    "BertConfig",
+    "BertForSequenceClassification",
+    "BertModel",
+    "Seq2SeqTransformer",
+    "SentenceEncoder",
+    "TextClassifier",
+    "Tokenizer",
+    "TransformerConfig",
+    "Translator",
+    "__version__",
+]
