@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tformer.decoding.translator import Translator
 
 HELP = "Translate German sentences to English."
 
@@ -21,6 +25,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--nbest", type=int, default=1, help="print the N best translations with scores, tab-separated")
     p.add_argument("--batch-size", type=int, default=32, help="sentences per model call (default: %(default)s)")
     p.add_argument("--input", help="read sentences from this file instead of stdin")
+    p.add_argument("--trace", action="store_true", help="show every decoding step: the chosen token and the "
+                   "model's most probable candidates with their probabilities, ending with </s>; with --beam > 1 "
+                   "the trace follows the returned translation and its log-probabilities add up to its score")
+    p.add_argument("--json", action="store_true", help="print the trace as JSON instead, one object per sentence "
+                   "per line (implies --trace)")
+    p.add_argument("--top-k", type=int, default=3, help="candidates shown per step in a trace (default: %(default)s)")
     p.set_defaults(run=run)
 
 
@@ -28,8 +38,12 @@ def run(args: argparse.Namespace) -> int:
     from tformer.cli.io import read_input_lines
     from tformer.decoding.translator import Translator
 
+    if (args.trace or args.json) and args.nbest > 1:
+        raise ValueError("--trace follows one translation per sentence; use it without --nbest")
     texts = args.text or read_input_lines(args.input)
     translator = Translator.from_pretrained(args.model)
+    if args.trace or args.json:
+        return run_trace(args, translator, texts)
     if args.nbest > 1:
         rows = translator.translate_nbest(texts, max(args.beam, args.nbest), args.nbest, args.length_penalty,
                                           args.batch_size)
@@ -41,3 +55,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_trace(args: argparse.Namespace, translator: Translator, texts: list[str]) -> int:
+    import json
+
+    from tformer.decoding.trace import format_trace, trace_translations
+
+    traces = trace_translations(translator, texts, args.beam, args.top_k, args.length_penalty)
+    for i, trace in enumerate(traces):
+        if args.json:
+            print(json.dumps(trace.to_dict(), ensure_ascii=False))
+        else:
+            print(("\n" if i else "") + format_trace(trace))
+    return 0
