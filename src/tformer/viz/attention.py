@@ -1,0 +1,73 @@
+"""Attention heatmaps with tokens on both axes: one head, one layer's heads, one head across layers, or everything.
+
+Rows are queries, columns are keys; each row sums to 1. All panels of a figure share one colour scale (0 to the
+largest weight shown), so panels can be compared by eye.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from tformer.inspect.attention import AttentionMaps  # noqa: E402
+
+
+def panels(maps: AttentionMaps, layer: int | None = None, head: int | None = None) -> list[tuple[int, int]]:
+    """The (layer, head) pairs to draw, counted from 1, layer-major."""
+    maps.check(layer, head)
+    layers = [layer] if layer is not None else range(1, maps.num_layers + 1)
+    heads = [head] if head is not None else range(1, maps.num_heads + 1)
+    return [(la, h) for la in layers for h in heads]
+
+
+def attention_figure(maps: AttentionMaps, layer: int | None = None, head: int | None = None) -> Figure:
+    """A figure with one heatmap per (layer, head) from ``panels``: a grid of layers (rows) by heads (columns)."""
+    chosen = panels(maps, layer, head)
+    rows = 1 if layer is not None else maps.num_layers
+    cols = len(chosen) // rows
+    n_q, n_k = len(maps.query_tokens), len(maps.key_tokens)
+    cell = 0.28 if len(chosen) == 1 else 0.16  # inches per token
+    width = max(2.4, cell * n_k + 0.6) * cols + 1.8
+    height = max(2.4, cell * n_q + 0.6) * rows + 1.6
+    fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False, layout="constrained")
+    vmax = max(float(maps.head(la, h).max()) for la, h in chosen) or 1.0
+    font = 9 if len(chosen) == 1 else 6
+    for i, (la, h) in enumerate(chosen):
+        row, col = divmod(i, cols)
+        ax = axes[row, col]
+        image = ax.imshow(maps.head(la, h).numpy(), cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto")
+        ax.set_title(f"layer {la}, head {h}", fontsize=font + 1)
+        # token labels on the outer panels only: the grid shares its axes
+        ax.set_xticks(range(n_k), maps.key_tokens if row == rows - 1 else [""] * n_k, rotation=90, fontsize=font)
+        ax.set_yticks(range(n_q), maps.query_tokens if col == 0 else [""] * n_q, fontsize=font)
+    fig.colorbar(image, ax=axes, shrink=0.6 if rows > 1 else 0.9, label="attention weight")
+    query_axis, key_axis = maps.axis_labels
+    fig.supylabel(query_axis)
+    fig.supxlabel(key_axis)
+    which = f"layer {layer}" if layer is not None else _count(maps.num_layers, "layer")
+    which += f", head {head}" if head is not None else f" x {_count(maps.num_heads, 'head')}"
+    title = f"{maps.description[0].upper()}{maps.description[1:]} ({which})"
+    if maps.text:
+        title += "\n" + textwrap.shorten(maps.text, width=max(40, int(width * 9)), placeholder=" ...")
+    fig.suptitle(title)
+    return fig
+
+
+def plot_attention(maps: AttentionMaps, out_png: str | Path, layer: int | None = None, head: int | None = None,
+                   dpi: int = 100) -> Path:
+    """Draw ``attention_figure`` into a PNG file and return its path."""
+    fig = attention_figure(maps, layer, head)
+    out_png = Path(out_png)
+    fig.savefig(out_png, dpi=dpi)
+    plt.close(fig)
+    return out_png
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("s" if n != 1 else "")
