@@ -1,0 +1,27 @@
+"""`tformer plot-positions`: draw the paper's sinusoidal positional encodings."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "Draw the sinusoidal positional-encoding table and how similar positions are to each other."
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "plot-positions", help=HELP,
+        description=HELP + " Left: the table PE(pos, dimension) the Transformer adds to its token embeddings. "
+        "Right: the dot product of every two positions' encodings, which depends only on their distance.",
+    )
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--d-model", type=int, default=512, help="width of the encoding (default: %(default)s)")
+    p.add_argument("--max-len", type=int, default=100, help="number of positions drawn (default: %(default)s)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tformer.viz.positions import plot_positions
+
+    out = plot_positions(args.out, args.d_model, args.max_len)
+    print(f"wrote {out}")
+    return 0
