@@ -39,12 +39,12 @@ def test_one_head_draws_its_weights_with_tokens_on_both_axes():
     plt.close(fig)
 
 
-@pytest.mark.parametrize("layer, head, expected", [
-    (1, None, [(1, 1), (1, 2), (1, 3)]),
-    (None, 2, [(1, 2), (2, 2)]),
-    (None, None, [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3)]),
+@pytest.mark.parametrize("layer, head, expected, which", [
+    (1, None, [(1, 1), (1, 2), (1, 3)], "layer 1, all 3 heads"),
+    (None, 2, [(1, 2), (2, 2)], "head 2 in all 2 layers"),
+    (None, None, [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3)], "2 layers x 3 heads"),
 ])
-def test_grids_hold_the_selected_heads_in_order(layer, head, expected):
+def test_grids_hold_the_selected_heads_in_order(layer, head, expected, which):
     maps = cross_maps()
     assert panels(maps, layer, head) == expected
     fig = attention_figure(maps, layer, head)
@@ -54,6 +54,7 @@ def test_grids_hold_the_selected_heads_in_order(layer, head, expected):
         np.testing.assert_allclose(data, maps.weights[la - 1, h - 1].numpy())
     # tokens label the outer panels: the bottom row's x axis and the left column's y axis
     assert drawn[-1][2] == SOURCE and drawn[0][3] == TARGET
+    assert fig._suptitle.get_text().startswith(f"Encoder-decoder (cross) attention ({which})")
     plt.close(fig)
 
 

@@ -6,6 +6,7 @@ largest weight shown), so panels can be compared by eye.
 
 from __future__ import annotations
 
+import math
 import textwrap
 from pathlib import Path
 
@@ -27,36 +28,50 @@ def panels(maps: AttentionMaps, layer: int | None = None, head: int | None = Non
 
 
 def attention_figure(maps: AttentionMaps, layer: int | None = None, head: int | None = None) -> Figure:
-    """A figure with one heatmap per (layer, head) from ``panels``: a grid of layers (rows) by heads (columns)."""
+    """A figure with one heatmap per (layer, head) from ``panels``.
+
+    Everything: a grid of layers (rows) by heads (columns). One layer's heads, or one head across layers: a
+    near-square grid read left to right, top to bottom.
+    """
     chosen = panels(maps, layer, head)
-    rows = 1 if layer is not None else maps.num_layers
-    cols = len(chosen) // rows
+    n = len(chosen)
+    cols = maps.num_heads if layer is None and head is None else math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
     n_q, n_k = len(maps.query_tokens), len(maps.key_tokens)
-    cell = 0.28 if len(chosen) == 1 else 0.16  # inches per token
+    cell = 0.28 if n == 1 else 0.16  # inches per token
     width = max(2.4, cell * n_k + 0.6) * cols + 1.8
     height = max(2.4, cell * n_q + 0.6) * rows + 1.6
     fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False, layout="constrained")
     vmax = max(float(maps.head(la, h).max()) for la, h in chosen) or 1.0
-    font = 9 if len(chosen) == 1 else 6
+    font = 9 if n == 1 else 6
     for i, (la, h) in enumerate(chosen):
-        row, col = divmod(i, cols)
-        ax = axes[row, col]
+        ax = axes[divmod(i, cols)]
         image = ax.imshow(maps.head(la, h).numpy(), cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto")
         ax.set_title(f"layer {la}, head {h}", fontsize=font + 1)
-        # token labels on the outer panels only: the grid shares its axes
-        ax.set_xticks(range(n_k), maps.key_tokens if row == rows - 1 else [""] * n_k, rotation=90, fontsize=font)
-        ax.set_yticks(range(n_q), maps.query_tokens if col == 0 else [""] * n_q, fontsize=font)
+        # token labels on the outer panels only (the lowest of each column, the first of each row)
+        ax.set_xticks(range(n_k), maps.key_tokens if i + cols >= n else [""] * n_k, rotation=90, fontsize=font)
+        ax.set_yticks(range(n_q), maps.query_tokens if i % cols == 0 else [""] * n_q, fontsize=font)
+    for ax in axes.flat[n:]:
+        ax.set_axis_off()
     fig.colorbar(image, ax=axes, shrink=0.6 if rows > 1 else 0.9, label="attention weight")
     query_axis, key_axis = maps.axis_labels
     fig.supylabel(query_axis)
     fig.supxlabel(key_axis)
-    which = f"layer {layer}" if layer is not None else _count(maps.num_layers, "layer")
-    which += f", head {head}" if head is not None else f" x {_count(maps.num_heads, 'head')}"
-    title = f"{maps.description[0].upper()}{maps.description[1:]} ({which})"
+    title = f"{maps.description[0].upper()}{maps.description[1:]} ({_which(maps, layer, head)})"
     if maps.text:
         title += "\n" + textwrap.shorten(maps.text, width=max(40, int(width * 9)), placeholder=" ...")
     fig.suptitle(title)
     return fig
+
+
+def _which(maps: AttentionMaps, layer: int | None, head: int | None) -> str:
+    if layer is not None and head is not None:
+        return f"layer {layer}, head {head}"
+    if layer is not None:
+        return f"layer {layer}, all {_count(maps.num_heads, 'head')}"
+    if head is not None:
+        return f"head {head} in all {_count(maps.num_layers, 'layer')}"
+    return f"{_count(maps.num_layers, 'layer')} x {_count(maps.num_heads, 'head')}"
 
 
 def plot_attention(maps: AttentionMaps, out_png: str | Path, layer: int | None = None, head: int | None = None,
