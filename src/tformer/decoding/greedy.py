@@ -47,6 +47,7 @@ def greedy_search(
     batch = src.size(0)
     src_lens = src.ne(cfg.pad_id).sum(1)
     limits = torch.tensor([max_output_length(int(n), cfg.max_len, max_len_a, max_len_b) for n in src_lens])
+    first_limit = int(limits.min())
     encoded = model.encode(src)
     cache = model.new_cache(capacity=int(limits.max()) + 1)
     token = torch.full((batch, 1), cfg.bos_id, dtype=torch.long, device=src.device)
@@ -55,7 +56,8 @@ def greedy_search(
     lengths = torch.full((batch,), -1, dtype=torch.long)  # -1 = still running
     for step in range(int(limits.max()) + 1):
         lp = model.output.log_probs(model.decode(token, encoded, cache).hidden[:, -1]).cpu()  # (batch, vocab)
-        restrict_to_eos(lp, torch.zeros_like(limits, dtype=torch.bool), limits <= step, cfg.eos_id)
+        if step >= first_limit:  # some row must end now
+            restrict_to_eos(lp, torch.zeros_like(limits, dtype=torch.bool), limits <= step, cfg.eos_id)
         best_lp, best = lp.max(dim=-1)  # (batch,)
         tokens[:, step], log_probs[:, step] = best, best_lp
         finished_now = best.eq(cfg.eos_id) & lengths.lt(0)

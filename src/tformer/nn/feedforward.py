@@ -22,4 +22,5 @@ class FeedForward(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (batch, len, d_model) -> (batch, len, d_model)."""
-        return self.linear2(self.dropout(self.activation(self.linear1(x))))
+        hidden = self.activation(self.linear1(x))  # (batch, len, d_ff)
+        return self.linear2(self.dropout(hidden) if self.training else hidden)

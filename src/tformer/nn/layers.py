@@ -27,8 +27,12 @@ class AddNorm(nn.Module):
 
     def forward(self, x: Tensor, sublayer: Callable[[Tensor], Tensor]) -> Tensor:
         if self.norm_first:
-            return x + self.dropout(sublayer(self.norm(x)))
-        return self.norm(x + self.dropout(sublayer(x)))
+            return x + self._dropout(sublayer(self.norm(x)))
+        return self.norm(x + self._dropout(sublayer(x)))
+
+    def _dropout(self, x: Tensor) -> Tensor:
+        # Not even called in eval mode: decoding runs this once per sub-layer per generated token.
+        return self.dropout(x) if self.training else x
 
 
 class EncoderLayer(nn.Module):

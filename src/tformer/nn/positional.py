@@ -46,6 +46,7 @@ class PositionalEncoding(nn.Module):
             raise ValueError(
                 f"sequence of length {offset + length} is longer than the positional table (max_len={self.max_len})"
             )
-        return self.dropout(x + self.table[offset : offset + length].to(x.dtype))
+        x = x + self.table[offset : offset + length].to(x.dtype)
+        return self.dropout(x) if self.training else x
 
 
