@@ -8,6 +8,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from tformer.models import Seq2SeqTransformer, TransformerConfig  # noqa: E402
 
+# Test tensors are tiny: one thread is as fast, and leaves the other core to whatever else runs.
+torch.set_num_threads(int(os.environ.get("TFORMER_TEST_THREADS", "1")))
+
 
 @pytest.fixture(autouse=True)
 def _seed():

@@ -7,9 +7,20 @@ import os
 import sys
 
 from tformer import __version__
-from tformer.cli import attention, classify, embed, evaluate, export, finetune, plot_positions, train, translate
+from tformer.cli import (
+    attention,
+    classify,
+    curves,
+    embed,
+    evaluate,
+    export,
+    finetune,
+    plot_positions,
+    train,
+    translate,
+)
 
-COMMANDS = [translate, evaluate, train, finetune, classify, embed, export, attention, plot_positions]
+COMMANDS = [translate, evaluate, train, curves, finetune, classify, embed, export, attention, plot_positions]
 
 
 def build_parser() -> argparse.ArgumentParser:
