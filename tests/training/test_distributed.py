@@ -42,3 +42,22 @@ def test_two_ranks_equal_one_process_with_twice_the_batch(tmp_path, small_data_r
     assert log.count("eval @ update 3") == 1  # only rank 0 logs
     for name in single:
         torch.testing.assert_close(ddp[name], single[name], atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
+def test_finetune_runs_under_torchrun_and_only_rank_0_writes(tmp_path):
+    from tests.models.bert_helpers import save_tiny_encoder, write_toy_sentiment
+
+    (tmp_path / "data").mkdir()
+    write_toy_sentiment(tmp_path / "data")
+    save_tiny_encoder(tmp_path / "encoder")
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m"]
+    cmd = [*launcher, "tformer.cli.main", "finetune", "--model", str(tmp_path / "encoder"), "--data",
+           str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--epochs", "2", "--batch-size", "8",
+           "--threads", "1", "--no-progress"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("epoch 2 step") == 1  # one log line per evaluation: rank 0 only
+    rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 2  # written once, not once per rank
+    assert (tmp_path / "run" / "best" / "model.safetensors").is_file()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from tformer.data.batching import length_grouped_batches
@@ -25,6 +27,7 @@ from tformer.evaluation.classification import classification_metrics
 from tformer.models.bert import BertForSequenceClassification
 from tformer.models.config import JsonConfig, require_positive
 from tformer.text.pretrained import Tokenizer
+from tformer.training import distributed
 from tformer.training.checkpoint import commit_folder, staging_dir, write_json_atomic
 from tformer.training.schedule import linear_warmup_decay_schedule
 
@@ -86,7 +89,9 @@ class FinetuneResult:
 
 
 def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """Progress messages on stderr, from rank 0 only under torchrun."""
+    if os.environ.get("RANK", "0") == "0":
+        print(message, file=sys.stderr, flush=True)
 
 
 class Finetuner:
@@ -94,10 +99,12 @@ class Finetuner:
 
     def __init__(self, config: FinetuneConfig, progress: bool = True, overwrite: bool = False) -> None:
         self.config = c = config
-        self.progress = progress
+        self.dist = distributed.setup(c.device or "auto")
+        self.progress = progress and self.dist.is_main
         self.out = Path(c.out)
-        if self.out.exists() and any(self.out.iterdir()) and not overwrite:
+        if self.dist.is_main and self.out.exists() and any(self.out.iterdir()) and not overwrite:
             raise FileExistsError(f"output folder {self.out} is not empty; choose another --out or pass --overwrite")
+        self.dist.barrier()
         if c.threads:
             torch.set_num_threads(c.threads)
         torch.manual_seed(c.seed)
@@ -106,11 +113,13 @@ class Finetuner:
         self.train_ids = label_ids(self.train_data, labels)
         self.dev_ids = label_ids(self.dev_data, labels)
         self.tokenizer = Tokenizer.from_pretrained(c.model)
-        self.device = torch.device(c.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = self.dist.device if c.device is None or self.dist.enabled else torch.device(c.device)
         self.model = BertForSequenceClassification.from_pretrained(c.model, labels=labels).to(self.device)
         if c.freeze_encoder:
             self.model.bert.requires_grad_(False)
-        steps_per_epoch = math.ceil(len(self.train_data) / c.batch_size)
+        torch.manual_seed(c.seed + self.dist.rank)  # same head init on every rank (above), own dropout masks
+        self.ddp_model = DistributedDataParallel(self.model) if self.dist.enabled else self.model
+        steps_per_epoch = math.ceil(math.ceil(len(self.train_data) / c.batch_size) / self.dist.world_size)
         self.total_steps = steps_per_epoch * c.epochs
         if c.max_steps is not None:
             self.total_steps = min(self.total_steps, c.max_steps)
@@ -131,9 +140,10 @@ class Finetuner:
 
     def train(self) -> FinetuneResult:
         c = self.config
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / METRICS).unlink(missing_ok=True)
-        c.to_json(self.out / RECIPE)
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / METRICS).unlink(missing_ok=True)
+            c.to_json(self.out / RECIPE)
         log(f"fine-tuning {c.model} on {len(self.train_data)} examples ({self.train_data.source}), labels "
             f"{c.labels}, {self.total_steps} steps on {self.device}; dev: {len(self.dev_data)} examples")
         lengths = [len(ids) for ids in self.tokenizer.encode_batch(self.train_data.texts)]
@@ -142,6 +152,7 @@ class Finetuner:
         start = time.perf_counter()
         for epoch in range(1, c.epochs + 1):
             batches = length_grouped_batches(lengths, c.batch_size, c.seed, epoch)
+            batches = distributed.shard(batches, self.dist.rank, self.dist.world_size, 1)  # this rank's share
             seen = self._train_epoch(batches, bar)
             metrics = self.evaluate()
             row = {"epoch": epoch, "step": self.step, "examples": seen, **metrics,
@@ -154,7 +165,7 @@ class Finetuner:
 
     def _train_epoch(self, batches: list[list[int]], bar: tqdm) -> int:
         c = self.config
-        self.model.train()
+        self.ddp_model.train()
         if c.freeze_encoder:
             self.model.bert.eval()  # a frozen encoder gives fixed features: no dropout inside it
         seen, running, start = 0, None, time.perf_counter()
@@ -163,7 +174,7 @@ class Finetuner:
                 break
             batch = self.tokenizer([self.train_data.texts[i] for i in index], max_length=c.max_length)
             targets = torch.tensor([self.train_ids[i] for i in index], device=self.device)
-            loss = self.model(**batch.to(self.device), labels=targets).loss
+            loss = self.ddp_model(**batch.to(self.device), labels=targets).loss  # DDP averages gradients
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if c.max_grad_norm > 0:
@@ -185,24 +196,31 @@ class Finetuner:
         data, gold = (self.dev_data, self.dev_ids) if data is None else (data, gold)
         self.model.eval()
         order = sorted(range(len(data)), key=lambda i: len(data.texts[i]))  # similar lengths: little padding
-        predicted = [0] * len(data)
+        order = order[self.dist.rank :: self.dist.world_size]  # each rank predicts a share
+        mine: dict[int, int] = {}
         for first in range(0, len(order), self.config.eval_batch_size):
             index = order[first : first + self.config.eval_batch_size]
             batch = self.tokenizer([data.texts[i] for i in index], max_length=self.config.max_length)
-            for i, label in zip(index, self.model(**batch.to(self.device)).logits.argmax(dim=-1).tolist()):
+            mine.update(zip(index, self.model(**batch.to(self.device)).logits.argmax(dim=-1).tolist()))
+        predicted = [0] * len(data)
+        for part in self.dist.all_gather_objects(mine):
+            for i, label in part.items():
                 predicted[i] = label
         return classification_metrics(predicted, gold, len(self.config.labels))
 
     def _record(self, row: dict, result: FinetuneResult) -> None:
         result.history.append(row)
-        with open(self.out / METRICS, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
         improved = not result.best_metrics or row["accuracy"] > result.best_metrics["accuracy"]
         log(f"epoch {row['epoch']} step {row['step']}: dev accuracy {row['accuracy']:.4f}, "
             f"macro-F1 {row['macro_f1']:.4f}" + (" (best so far, saved)" if improved else ""))
         if improved:
             result.best_metrics = row
-            self.save(result.best, row)
+        if self.dist.is_main:  # only rank 0 writes
+            with open(self.out / METRICS, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+            if improved:
+                self.save(result.best, row)
+        self.dist.barrier()
 
     def save(self, folder: Path, metrics: dict) -> None:
         """Write model, tokenizer, recipe and metrics to ``folder`` atomically (a crash leaves the old one)."""
