@@ -19,6 +19,7 @@ from tformer.cli import (
     train,
     translate,
 )
+from tformer.errors import TformerError
 
 COMMANDS = [translate, evaluate, train, curves, finetune, classify, embed, export, attention, plot_positions]
 
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tformer: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, OSError, RuntimeError) as err:
+    except (TformerError, ValueError, OSError, RuntimeError) as err:
         if args.debug or os.environ.get("TFORMER_DEBUG"):
             raise
         print(f"tformer {args.command}: error: {err}", file=sys.stderr)

@@ -310,14 +310,27 @@ class Trainer:
                                                                        state["optimizer"]))
             self.scheduler.load_state_dict(state["scheduler"])
             rng = load_file(str(path / "rng.safetensors"))
+            if "torch_cpu" in rng:  # written before per-rank RNG states (single process)
+                rng[f"torch_cpu_rank{self.dist.rank}"] = rng["torch_cpu"]
             if f"torch_cpu_rank{self.dist.rank}" not in rng:
                 raise TrainingError(f"{path} was written by a run with fewer ranks; resume with the same world size")
             torch.set_rng_state(rng[f"torch_cpu_rank{self.dist.rank}"])
             self.state = TrainerState(**state["trainer"])
             self.state.checkpoints = [c for c in self.state.checkpoints if (folder / c).is_dir()]
+            self._drop_metrics_after(self.state.step)
             log(f"resumed from {path.name} (update {self.state.step}, epoch {self.state.epoch})")
             return
         log("no checkpoint to resume from: starting fresh")
+
+    def _drop_metrics_after(self, step: int) -> None:
+        """Forget metrics logged after the checkpoint we resume from: that work is redone."""
+        path = self.out / "metrics.jsonl"
+        if not self.dist.is_main or not path.is_file():
+            return
+        rows = [line for line in path.read_text().splitlines() if json.loads(line).get("step", 0) <= step]
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(row + "\n" for row in rows))
+        os.replace(tmp, path)
 
     def _finish(self) -> Path:
         """Average the last checkpoints, keep whichever of it and the best checkpoint scores higher."""
