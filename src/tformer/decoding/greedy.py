@@ -53,18 +53,18 @@ def greedy_search(
     token = torch.full((batch, 1), cfg.bos_id, dtype=torch.long, device=src.device)
     tokens = torch.zeros(batch, int(limits.max()) + 1, dtype=torch.long)
     log_probs = torch.zeros(batch, int(limits.max()) + 1)
-    lengths = torch.full((batch,), -1, dtype=torch.long)  # -1 = still running
+    running = torch.ones(batch, dtype=torch.bool)
     for step in range(int(limits.max()) + 1):
         lp = model.output.log_probs(model.decode(token, encoded, cache).hidden[:, -1]).cpu()  # (batch, vocab)
         if step >= first_limit:  # some row must end now
             restrict_to_eos(lp, torch.zeros_like(limits, dtype=torch.bool), limits <= step, cfg.eos_id)
         best_lp, best = lp.max(dim=-1)  # (batch,)
         tokens[:, step], log_probs[:, step] = best, best_lp
-        finished_now = best.eq(cfg.eos_id) & lengths.lt(0)
-        lengths[finished_now] = step
-        if bool(lengths.ge(0).all()):
+        running &= best.ne(cfg.eos_id)  # rows that ended keep decoding until all have; that output is ignored
+        if not bool(running.any()):
             break
         token = best[:, None].to(src.device)
+    lengths = tokens.eq(cfg.eos_id).int().argmax(dim=1)  # (batch,) position of each row's first EOS
     return [
         Hypothesis(tokens[i, : lengths[i]].tolist(), float(log_probs[i, : lengths[i] + 1].sum()),
                    log_probs[i, : lengths[i] + 1].tolist())

@@ -34,7 +34,7 @@ class TokenEmbedding(nn.Module):
 def check_token_ids(tokens: Tensor, vocab_size: int) -> None:
     if tokens.numel() == 0:
         return
-    low, high = int(tokens.min()), int(tokens.max())
+    low, high = (int(x) for x in torch.aminmax(tokens))  # one pass over the ids instead of two
     if low < 0 or high >= vocab_size:
         bad = low if low < 0 else high
         raise ValueError(f"token id {bad} is outside the vocabulary [0, {vocab_size})")
