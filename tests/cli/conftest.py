@@ -6,6 +6,7 @@ import pytest
 from tformer import Seq2SeqTransformer, Translator
 from tformer.data.corpus import multi30k
 from tformer.text.bpe import BPETokenizer
+
 from tests.conftest import tiny_config
 
 

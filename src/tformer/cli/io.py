@@ -29,4 +29,10 @@ def read_input_lines(path: str | None) -> list[str]:
     file = Path(path)
     if not file.is_file():
         raise DataError(f"input file not found: {file}")
-    return decode_lines(file.read_bytes(), str(file))
+    try:
+        raw = file.read_bytes()
+    except OSError as err:
+        raise DataError(f"cannot read {file}: {err.strerror}") from None
+    if not raw:
+        raise DataError(f"input file is empty: {file}")
+    return decode_lines(raw, str(file))

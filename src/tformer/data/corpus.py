@@ -58,6 +58,9 @@ class ParallelCorpus:
 def read_parallel(src_path: str | Path, tgt_path: str | Path) -> ParallelCorpus:
     """Two aligned files, one sentence per line. Differing line counts are refused."""
     src, tgt = read_lines(src_path), read_lines(tgt_path)
+    for path, lines in ((src_path, src), (tgt_path, tgt)):
+        if not lines:
+            raise DataError(f"file is empty: {path}")
     if len(src) != len(tgt):
         raise DataError(f"line counts differ: {src_path} has {len(src)} lines, {tgt_path} has {len(tgt)}")
     return ParallelCorpus(src, tgt, Path(src_path).name)
