@@ -6,14 +6,33 @@ import argparse
 import json
 import time
 
+
+def _dataset(name: str, split: str):
+    def load():
+        from tformer.data import corpus
+
+        return getattr(corpus, name)(split)
+
+    return load
+
+
+DATASETS = {
+    "multi30k-val": _dataset("multi30k", "val"),
+    "multi30k-test": _dataset("multi30k", "test_2016_flickr"),
+    "tatoeba-valid": _dataset("tatoeba", "valid"),
+    "tatoeba-test": _dataset("tatoeba", "test"),
+}
+
 HELP = "Translate a source file and score it against references with sacreBLEU (13a, cased) and chrF."
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help=HELP, description=HELP + " Files may be plain or .gz, one sentence per line.")
     p.add_argument("--model", help="model folder (default: the bundled model)")
-    p.add_argument("--src", required=True, help="source sentences (German), one per line")
-    p.add_argument("--ref", required=True, help="reference translations (English), aligned with --src")
+    p.add_argument("--src", help="source sentences (German), one per line")
+    p.add_argument("--ref", help="reference translations (English), aligned with --src")
+    p.add_argument("--dataset", choices=sorted(DATASETS), help="a named test set instead of --src/--ref "
+                   "(read from $TFORMER_DATA or ../shared/data)")
     p.add_argument("--beam", type=int, default=4, help="beam size; 1 = greedy (default: %(default)s)")
     p.add_argument("--length-penalty", type=float, default=1.0, help="(default: %(default)s)")
     p.add_argument("--limit", type=int, default=0, help="score only the first N lines (0 = all)")
@@ -25,9 +44,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tformer.data.corpus import read_parallel
     from tformer.decoding.translator import Translator
+    from tformer.errors import DataError
     from tformer.evaluation.bleu import corpus_scores
 
-    corpus = read_parallel(args.src, args.ref)
+    if args.dataset:
+        corpus = DATASETS[args.dataset]()
+    elif args.src and args.ref:
+        corpus = read_parallel(args.src, args.ref)
+    else:
+        raise DataError("give --src and --ref, or --dataset")
     src, ref = (corpus.src[: args.limit], corpus.tgt[: args.limit]) if args.limit else (corpus.src, corpus.tgt)
     translator = Translator.from_pretrained(args.model)
     start = time.time()
@@ -38,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
             f.writelines(h + "\n" for h in hyps)
     scores = corpus_scores(hyps, ref)
     if args.json:
-        print(json.dumps({**scores.to_dict(), "sentences": len(src), "beam": args.beam, "seconds": seconds}))
+        print(json.dumps({**scores.to_dict(), "sentences": len(src), "beam": args.beam,
+                          "length_penalty": args.length_penalty, "seconds": seconds}))
     else:
         print(f"BLEU  {scores.bleu:.2f}  {scores.bleu_signature}")
         print(f"chrF  {scores.chrf:.2f}  {scores.chrf_signature}")
