@@ -1,0 +1,1 @@
+"""Side-by-side speed comparisons (`make bench`); not part of the test suite."""

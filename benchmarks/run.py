@@ -1,0 +1,171 @@
+"""`make bench`: tformer side by side with Hugging Face transformers and CTranslate2 on the same weights.
+
+    python -m benchmarks.run [--model DIR] [--threads N] [--repeats 5] [--cases training,translation,bert]
+
+Prints a table of medians and speed ratios, writes the full record as JSON to benchmarks/results/, and (unless
+--no-docs or --quick) rewrites the results block of docs/benchmarks.md and its chart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = ("training", "translation", "bert")
+# The issue's targets: (case prefix, faster side, slower side) -> minimum speed ratio.
+TARGETS = {("training", "tformer", "hf"): 1.3, ("translate", "tformer", "hf"): 2.0,
+           ("translate", "tformer", "ct2-float32"): 1 / 1.5, ("bert", "tformer", "hf"): 1.1}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", type=Path, default=ROOT / "models" / "multi30k-de-en",
+                   help="tformer translation model folder (default: the bundled model)")
+    p.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1),
+                   help="intra-op threads for every side (default: %(default)s)")
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats per side (>= 5; default: %(default)s)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs per side first (default: %(default)s)")
+    p.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of: " + ", ".join(CASES))
+    p.add_argument("--sentences", type=int, default=256, help="test sentences per batch-32 run (default: %(default)s)")
+    p.add_argument("--sentences-batch1", type=int, default=48,
+                   help="test sentences per batch-1 run (default: %(default)s)")
+    p.add_argument("--train-batches", type=int, default=4, help="training batches per repeat (default: %(default)s)")
+    p.add_argument("--max-tokens", type=int, default=3000, help="token budget per training batch, as the recipe")
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder for the JSON record (default: benchmarks/results, or a temporary folder with --quick)")
+    p.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md", help="markdown file to update")
+    p.add_argument("--no-docs", action="store_true", help="do not touch the docs (JSON is still written)")
+    p.add_argument("--quick", action="store_true",
+                   help="check the script: tiny sizes, 2 repeats, docs untouched; the numbers mean little")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.sentences, args.sentences_batch1, args.train_batches, args.repeats = 16, 4, 1, 2
+        args.no_docs = True
+        args.out = args.out or Path(tempfile.gettempdir()) / "tformer-bench"
+    args.out = args.out or ROOT / "benchmarks" / "results"
+    if args.repeats < 5 and not args.quick:
+        p.error(f"--repeats must be at least 5 (got {args.repeats}); use --quick to check the script")
+    unknown = set(args.cases.split(",")) - set(CASES)
+    if unknown:
+        p.error(f"unknown case(s) {', '.join(sorted(unknown))}; choose from {', '.join(CASES)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    needs_model = {"training", "translation"} & set(args.cases.split(","))
+    if needs_model and not (args.model / "model.safetensors").is_file():
+        print(f"benchmarks: no trained model in {args.model}; train it first or pass --model DIR", file=sys.stderr)
+        return 2
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import torch
+
+    from benchmarks import report
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    cases = args.cases.split(",")
+    record = dict(
+        started=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        command="python -m benchmarks.run " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        machine=report.machine(),
+        settings=dict(threads=args.threads, repeats=args.repeats, warmup=args.warmup, model=str(args.model),
+                      sentences_batch32=args.sentences, sentences_batch1=args.sentences_batch1,
+                      train_batches=args.train_batches, max_tokens=args.max_tokens, quick=args.quick),
+        cases=[], ratios=[],
+    )
+    started = time.time()
+    if "training" in cases:
+        training_cases(args, record)
+    if "translation" in cases:
+        translation_cases(args, record)
+    if "bert" in cases:
+        bert_cases(args, record)
+    record["seconds"] = time.time() - started
+    finish(args, record)
+    return 0
+
+
+def add_case(record: dict, name: str, setting: dict, results: dict) -> None:
+    from benchmarks import report
+
+    record["cases"].append(dict(name=name, setting=setting, sides={k: v.to_dict() for k, v in results.items()}))
+    for (prefix, a, b), target in TARGETS.items():
+        if name.startswith(prefix) and a in results and b in results:
+            record["ratios"].append(report.Ratio(name, a, b, report.speedup(results, a, b), target).to_dict())
+    if name.startswith("translate") and "ct2-int8" in results:
+        record["ratios"].append(report.Ratio(name, "tformer", "ct2-int8",
+                                             report.speedup(results, "tformer", "ct2-int8")).to_dict())
+    print(f"  {name}: " + ", ".join(f"{k} {v.median_seconds * 1000:.0f} ms" for k, v in results.items()), flush=True)
+
+
+def training_cases(args: argparse.Namespace, record: dict) -> None:
+    from tformer.decoding.translator import Translator
+
+    from benchmarks import training_step
+
+    print("case 1: training step", flush=True)
+    translator = Translator.from_pretrained(args.model)
+    batches = training_step.real_batches(translator, args.train_batches, args.max_tokens)
+    results = training_step.run_case(translator, batches, args.repeats, args.warmup)
+    add_case(record, "training step", dict(batches=len(batches), max_tokens=args.max_tokens), results)
+
+
+def translation_cases(args: argparse.Namespace, record: dict) -> None:
+    from tformer.data.corpus import multi30k
+    from tformer.evaluation.bleu import corpus_scores
+
+    from benchmarks import translation
+
+    print("case 2: translation", flush=True)
+    test = multi30k("test_2016_flickr")
+    engines = translation.load_engines(args.model, args.threads)
+    for beam in (1, 4):
+        for batch_size, count in ((32, args.sentences), (1, args.sentences_batch1)):
+            texts, refs = test.src[:count], test.tgt[:count]
+            results = translation.run_case(engines, texts, beam, batch_size, args.repeats, args.warmup)
+            for result in results.values():
+                result.extra["bleu"] = corpus_scores(result.extra["translations"], refs).bleu
+                result.extra["translations"] = result.extra["translations"][:3]  # a sample; the rest is not kept
+            search = "greedy" if beam == 1 else f"beam {beam}"
+            add_case(record, f"translate {search}, batch {batch_size}",
+                     dict(beam=beam, batch_size=batch_size, sentences=count), results)
+
+
+def bert_cases(args: argparse.Namespace, record: dict) -> None:
+    from benchmarks import bert_encoder
+
+    print("case 3: BERT encoder (MiniLM)", flush=True)
+    ours, theirs = bert_encoder.load_models("minilm")
+    for batch, seq in bert_encoder.SHAPES:
+        calls = 1 if batch * seq >= 1024 else 20  # short inputs: several calls per repeat, for a stable clock
+        results = bert_encoder.run_case(ours, theirs, batch, seq, args.repeats, args.warmup, calls)
+        add_case(record, f"bert forward {batch}x{seq}", dict(batch=batch, seq=seq, calls=calls), results)
+
+
+def finish(args: argparse.Namespace, record: dict) -> None:
+    from benchmarks import report
+
+    json_path = report.write_json(record, args.out)
+    print()
+    print(report.text_table(report.SIDE_HEADER, report.side_rows(record["cases"])))
+    print()
+    print(report.text_table(report.RATIO_HEADER, report.ratio_rows(record["ratios"])))
+    print(f"\n{args.threads} threads; record written to {json_path}")
+    if not args.no_docs:
+        chart = args.docs.parent / "benchmarks.png"
+        report.write_chart(record["ratios"], chart)
+        report.update_docs(record, args.docs, json_path, chart)
+        print(f"updated {args.docs} and {chart}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

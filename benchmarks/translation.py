@@ -1,0 +1,113 @@
+"""Case 2: translating real test sentences with the same model in tformer, Hugging Face and CTranslate2.
+
+Every side gets the same sentences, the same length limits and the same batching (sentences sorted by length, then
+cut into batches), starts from text and ends with token ids. The Hugging Face and CTranslate2 models are exports of
+the tformer model (``tformer.interop``), so all sides compute the same function.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tformer.decoding.greedy import max_output_length
+from tformer.decoding.translator import Translator
+from tformer.interop.ctranslate2 import CTranslate2Translator, export_ctranslate2
+from tformer.interop.marian import export_marian
+
+from benchmarks.harness import SideResult, measure
+
+Side = Callable[[Sequence[str], int, int], list[list[int]]]  # (texts, beam, batch_size) -> token ids per text
+
+
+@dataclass
+class Engines:
+    """The translation sides, loaded once and reused by every (beam, batch size) setting."""
+
+    sides: dict[str, Side]
+    translator: Translator
+
+
+def load_engines(model_dir: Path, threads: int, ctranslate2: bool = True) -> Engines:
+    translator = Translator.from_pretrained(model_dir)
+    sides: dict[str, Side] = {"tformer": tformer_side(translator)}
+    workdir = Path(tempfile.mkdtemp(prefix="tformer-bench-"))
+    sides["hf"] = hf_side(export_marian(translator, workdir / "hf-marian"), translator)
+    if ctranslate2:
+        folder = export_ctranslate2(translator, workdir / "ctranslate2")
+        for compute_type in ("float32", "int8"):
+            ct2 = CTranslate2Translator(folder, compute_type=compute_type, threads=threads)
+            sides[f"ct2-{compute_type}"] = ct2_side(ct2)
+    return Engines(sides, translator)
+
+
+def tformer_side(translator: Translator) -> Side:
+    def run(texts: Sequence[str], beam: int, batch_size: int) -> list[list[int]]:
+        found = translator.search(texts, beam=beam, batch_size=batch_size)
+        return [hyps[0].tokens if hyps else [] for hyps in found]
+
+    return run
+
+
+def ct2_side(ct2: CTranslate2Translator) -> Side:
+    def run(texts: Sequence[str], beam: int, batch_size: int) -> list[list[int]]:
+        return ct2.search(texts, beam=beam, batch_size=batch_size)
+
+    return run
+
+
+def hf_side(folder: Path, translator: Translator) -> Side:
+    """``MarianMTModel.generate`` on the exported folder, with tformer's length limit per batch."""
+    from transformers import AutoTokenizer, MarianMTModel
+
+    model = MarianMTModel.from_pretrained(folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    cfg = translator.model.config
+
+    def run(texts: Sequence[str], beam: int, batch_size: int) -> list[list[int]]:
+        lengths = [len(ids) for ids in translator.encode_sources(texts)]
+        results: list[list[int]] = [[] for _ in texts]
+        todo = sorted((i for i in range(len(texts)) if lengths[i]), key=lambda i: lengths[i])
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
+            batch = tokenizer([texts[i] for i in chunk], return_tensors="pt", padding=True)
+            limit = max(max_output_length(lengths[i] + 1, cfg.max_len) for i in chunk)
+            with torch.inference_mode():
+                out = model.generate(**batch, num_beams=beam, do_sample=False, max_length=limit + 2,
+                                     forced_eos_token_id=cfg.eos_id, length_penalty=1.0, early_stopping=True)
+            for i, row in zip(chunk, out[:, 1:].tolist()):  # drop the decoder start token
+                results[i] = row[: row.index(cfg.eos_id)] if cfg.eos_id in row else row
+        return results
+
+    return run
+
+
+def run_case(
+    engines: Engines, texts: Sequence[str], beam: int, batch_size: int, repeats: int, warmup: int
+) -> dict[str, SideResult]:
+    """Time every side on ``texts``; record generated tokens and agreement with tformer's output."""
+    outputs: dict[str, list[list[int]]] = {}
+
+    def timed(name: str, side: Side) -> Callable[[], object]:
+        def run() -> None:
+            outputs[name] = side(texts, beam, batch_size)
+
+        return run
+
+    results = measure({name: timed(name, side) for name, side in engines.sides.items()}, len(texts), "sentences",
+                      repeats, warmup)
+    reference = outputs["tformer"]
+    for name, result in results.items():
+        generated = sum(len(ids) + 1 for ids in outputs[name])  # + EOS
+        same = sum(a == b for a, b in zip(outputs[name], reference))
+        result.extra.update(
+            generated_tokens=generated,
+            ms_per_token=1000 * result.median_seconds / generated,
+            same_as_tformer=same / len(texts),
+            translations=[engines.translator.tokenizer.decode(ids) for ids in outputs[name]],
+        )
+    return results

@@ -1,0 +1,47 @@
+"""The benchmark suite's own machinery (the suite itself runs with `make bench`, not in the tests)."""
+
+from benchmarks import harness, report
+
+
+def test_sides_are_interleaved_after_warmup():
+    calls = []
+    sides = {name: (lambda name=name: calls.append(name)) for name in ("a", "b", "c")}
+    seconds = harness.interleaved(sides, repeats=3, warmup=1)
+    assert calls == ["a", "b", "c"] * 4
+    assert all(len(s) == 3 and min(s) >= 0 for s in seconds.values())
+
+
+def test_measure_reports_medians_throughput_and_memory():
+    results = harness.measure({"x": lambda: bytearray(8 << 20)}, work=10, unit="items", repeats=5, warmup=1)
+    x = results["x"]
+    assert len(x.seconds) == 5 and x.throughput == 10 / x.median_seconds
+    assert x.peak_rss_mb > 0 and x.rss_growth_mb >= 0
+
+
+def test_ratios_and_targets():
+    fast = harness.SideResult("tformer", [1.0, 1.0, 1.0], 1, "s")
+    slow = harness.SideResult("hf", [2.0, 2.5, 3.0], 1, "s")
+    ratio = report.Ratio("case", "tformer", "hf", report.speedup({"tformer": fast, "hf": slow}, "tformer", "hf"), 2.0)
+    assert ratio.value == 2.5 and ratio.met
+    assert report.Ratio("case", "a", "b", 0.6, 1 / 1.5).met is False
+    assert report.Ratio("case", "a", "b", 0.6).met is None
+
+
+def test_docs_block_is_replaced_and_the_rest_kept(tmp_path):
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text(f"# Title\n\nprose\n\n{report.DOC_START}\nold\n{report.DOC_END}\n\nafter\n")
+    side = harness.SideResult("tformer", [1.0] * 5, 4, "sentences", extra={"ms_per_token": 2.0}, peak_rss_mb=100,
+                              rss_growth_mb=5)
+    record = dict(
+        started="2026-01-01T00:00:00Z", command="python -m benchmarks.run", settings={"threads": 2},
+        machine=dict(cpu="cpu", logical_cpus=2, python="3.11", torch="2", transformers="5", ctranslate2="4",
+                     load_average_at_start=[0.5, 0.5, 0.5]),
+        cases=[dict(name="translate greedy, batch 1", setting={}, sides={"tformer": side.to_dict()})],
+        ratios=[report.Ratio("translate greedy, batch 1", "tformer", "hf", 2.5, 2.0).to_dict()],
+    )
+    for _ in range(2):  # idempotent
+        report.update_docs(record, doc, tmp_path / "results" / "run.json", tmp_path / "benchmarks.png")
+    text = doc.read_text()
+    assert text.startswith("# Title\n\nprose\n\n") and text.endswith("\n\nafter\n") and "old" not in text
+    assert text.count(report.DOC_START) == 1 and "| translate greedy, batch 1 | tformer vs hf | 2.50x |" in text
+    assert "2.00 ms/token" in text and "results/run.json" in text
