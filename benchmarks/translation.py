@@ -76,9 +76,10 @@ def hf_side(folder: Path, translator: Translator) -> Side:
             chunk = todo[start : start + batch_size]
             batch = tokenizer([texts[i] for i in chunk], return_tensors="pt", padding=True)
             limit = max(max_output_length(lengths[i] + 1, cfg.max_len) for i in chunk)
+            search = dict(num_beams=beam, length_penalty=1.0, early_stopping=True) if beam > 1 else {}
             with torch.inference_mode():
-                out = model.generate(**batch, num_beams=beam, do_sample=False, max_length=limit + 2,
-                                     forced_eos_token_id=cfg.eos_id, length_penalty=1.0, early_stopping=True)
+                out = model.generate(**batch, **search, do_sample=False, max_length=limit + 2,
+                                     forced_eos_token_id=cfg.eos_id)
             for i, row in zip(chunk, out[:, 1:].tolist()):  # drop the decoder start token
                 results[i] = row[: row.index(cfg.eos_id)] if cfg.eos_id in row else row
         return results

@@ -6,6 +6,7 @@ from torch import Tensor, nn
 
 from tformer.nn.cache import KVCache
 from tformer.nn.layers import DecoderLayer, EncoderLayer
+from tformer.nn.masks import without_trivial_mask
 from tformer.nn.outputs import DecoderOutput
 
 
@@ -20,6 +21,7 @@ class Encoder(nn.Module):
     ) -> tuple[Tensor, list[Tensor]]:
         """x: (batch, src_len, d_model) -> (batch, src_len, d_model), per-layer self-attention weights."""
         weights = []
+        src_mask = without_trivial_mask(src_mask)
         for layer in self.layers:
             out = layer(x, src_mask, need_weights)
             x = out.hidden
@@ -44,6 +46,7 @@ class Decoder(nn.Module):
     ) -> DecoderOutput:
         """x: (batch, tgt_len, d_model) -> DecoderOutput with hidden (batch, tgt_len, d_model)."""
         result = DecoderOutput(hidden=x)
+        memory_mask = without_trivial_mask(memory_mask)
         for i, layer in enumerate(self.layers):
             self_cache = cache.self_attn[i] if cache is not None else None
             cross_cache = cache.cross_attn[i] if cache is not None else None
