@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from tformer.decoding.beam import beam_search
-from tformer.decoding.greedy import greedy_search
+from tformer.decoding.beam import beam_search, freeze_finished
+from tformer.decoding.greedy import greedy_search, restrict_to_eos
 
 from tests.conftest import tiny_config
 from tests.decoding.scripted import EOS, A, B, ScriptedModel
@@ -86,3 +86,11 @@ def test_every_hypothesis_respects_the_length_limit():
     for hyps in beam_search(model, src, beam=3, nbest=3, max_len_a=1.0, max_len_b=2):
         for h in hyps:
             assert len(h.tokens) <= 1.0 * 5 + 2
+
+
+def test_freezing_finished_rows_equals_restricting_them_to_eos():
+    log_probs = torch.randn(5, 7).log_softmax(-1)  # (rows, vocab)
+    finished = torch.tensor([True, False, True, False, False])
+    expected = log_probs.clone()
+    restrict_to_eos(expected, finished, torch.zeros(5, dtype=torch.bool), eos_id=2)
+    assert torch.equal(freeze_finished(log_probs, finished, eos_id=2), expected)

@@ -49,10 +49,14 @@ def beam_search(
     scores = torch.full((batch, k), float("-inf"))
     scores[:, 0] = 0.0  # all beams start identical: expand only the first
     rows = torch.arange(batch)[:, None] * k  # (batch, 1)
+    first_limit, any_finished = int(limits.min()), False
     for t in range(steps):
         step_input = tokens[:, t : t + 1].to(src.device)
         lp = model.output.log_probs(model.decode(step_input, encoded, cache).hidden[:, -1]).cpu()
-        restrict_to_eos(lp, finished, (limits <= t) & ~finished, cfg.eos_id)
+        if t >= first_limit:  # some row must end now
+            restrict_to_eos(lp, finished, (limits <= t) & ~finished, cfg.eos_id)
+        elif any_finished:
+            lp = freeze_finished(lp, finished, cfg.eos_id)
         vocab = lp.size(-1)
         top_scores, top = (scores.reshape(-1, 1) + lp).view(batch, k * vocab).topk(k, dim=1)  # (batch, beam)
         beam_index = (rows + top // vocab).view(-1)  # (batch * beam,) rows of the previous step
@@ -65,9 +69,22 @@ def beam_search(
         finished = was_finished | token.eq(cfg.eos_id)
         scores = top_scores
         cache.reorder(beam_index.to(src.device))
-        if bool(finished.all()):
+        num_finished = int(finished.sum())  # the step's one host sync
+        if num_finished == finished.numel():
             break
+        any_finished = num_finished > 0
     return _collect(tokens, step_lp, lengths, scores.view(-1), batch, k, length_penalty, nbest)
+
+
+def freeze_finished(log_probs: Tensor, finished: Tensor, eos_id: int) -> Tensor:
+    """``restrict_to_eos`` for finished rows only, without host syncs: their one continuation is EOS at log-prob 0.
+
+    Args:
+        log_probs: (rows, vocab); finished: (rows,) bool.
+    """
+    frozen = log_probs.masked_fill(finished[:, None], float("-inf"))
+    frozen[:, eos_id] = torch.where(finished, 0.0, log_probs[:, eos_id])
+    return frozen
 
 
 def _collect(
