@@ -1,4 +1,5 @@
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
 from tformer import Seq2SeqTransformer, Translator
@@ -16,6 +17,7 @@ from tests.models.bert_helpers import save_tiny_classifier, save_tiny_encoder
 @pytest.fixture(scope="session")
 def translator() -> Translator:
     """A random tiny translation model with a real BPE vocabulary (trained on Multi30k val)."""
+    torch.manual_seed(0)
     val = multi30k("val")
     tok = BPETokenizer.train(val.src + val.tgt, vocab_size=500)
     model = Seq2SeqTransformer(tiny_config(src_vocab_size=tok.vocab_size, tgt_vocab_size=tok.vocab_size, max_len=48))
@@ -45,3 +47,10 @@ LIMITS = ServeLimits(max_chars=200, max_batch_size=8, max_queue=16, max_wait_ms=
 def client(models):
     with TestClient(create_app(models, LIMITS)) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(translator, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-de-en")
+    translator.save_pretrained(folder)
+    return folder

@@ -154,6 +154,7 @@ def load_models(model: str | Path | None = None, encoder: str | None = "minilm",
                 classifier: str | Path | None = None) -> ServedModels:
     """Load the models a server needs once; ``encoder=None`` or ``classifier=None`` leaves that one out."""
     folder = Path(model) if model is not None else default_model_dir()
+    translator = Translator.from_pretrained(folder)  # first: a wrong folder is the likeliest mistake
     names: dict[str, str] = {"translator": display_name(folder)}
     paths: dict[str, str | Path] = {"translator": folder}
     loaded_encoder = loaded_classifier = None
@@ -163,7 +164,7 @@ def load_models(model: str | Path | None = None, encoder: str | None = "minilm",
     if classifier is not None:
         loaded_classifier = TextClassifier.from_pretrained(classifier)
         names["classifier"], paths["classifier"] = display_name(classifier), classifier
-    return ServedModels(Translator.from_pretrained(folder), loaded_encoder, loaded_classifier, names, paths)
+    return ServedModels(translator, loaded_encoder, loaded_classifier, names, paths)
 
 
 def display_name(path: str | Path) -> str:

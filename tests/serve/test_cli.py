@@ -1,0 +1,57 @@
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+
+from tests.cli.conftest import run_cli
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_starts_answers_and_stops_on_ctrl_c(tiny_model_dir, tmp_path):
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "tformer.cli.main", "serve", "--model", str(tiny_model_dir),
+                             "--encoder", "none", "--port", str(port), "--threads", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode()
+            try:
+                health = httpx.get(f"{url}/health", timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "tformer serve did not come up"
+                time.sleep(0.3)
+        r = httpx.post(f"{url}/translate", json={"text": "Ein Hund läuft.", "beam": 1}, timeout=60)
+        classify = httpx.post(f"{url}/classify", json={"texts": ["fine"]}, timeout=30)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out = proc.communicate(timeout=60)[0].decode()
+    assert health.json()["models"]["translator"]["name"] == tiny_model_dir.name
+    assert health.json()["models"]["encoder"] is None
+    assert r.status_code == 200 and isinstance(r.json()["translation"], str)
+    assert classify.status_code == 503  # no runs/sst2-minilm/best in this working directory
+    assert f"open http://127.0.0.1:{port}/" in out and "/classify answers 503" in out
+    assert proc.returncode == 0, out
+
+
+def test_serve_refuses_bad_settings_before_loading_anything():
+    r = run_cli("serve", "--max-queue", "0")
+    assert r.returncode == 1
+    assert b"tformer serve: error: max_queue must be at least 1, got 0" in r.stderr
+
+
+def test_serve_names_a_missing_model_folder(tmp_path):
+    r = run_cli("serve", "--model", str(tmp_path / "nowhere"), "--encoder", "none")
+    assert r.returncode == 1 and b"model folder not found" in r.stderr
