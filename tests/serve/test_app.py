@@ -1,3 +1,4 @@
+import json
 import math
 import re
 import threading
@@ -169,6 +170,20 @@ def test_bodies_that_are_not_json(client, content, content_type, status, message
     r = client.post("/translate", content=content, headers={"Content-Type": content_type})
     assert r.status_code == status, r.text
     assert message in r.json()["error"]
+
+
+def test_a_body_larger_than_any_valid_request_is_refused_unread(client):
+    r = client.post("/embed", content=b"x" * (LIMITS.max_body_bytes + 1), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and f"the limit is {LIMITS.max_body_bytes}" in r.json()["error"]
+    biggest = json.dumps({"texts": ["\U0001f600" * LIMITS.max_chars] * LIMITS.max_batch_size})  # 12 bytes a char
+    r = client.post("/embed", content=biggest.encode(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+
+
+def test_a_text_with_more_tokens_than_the_encoder_takes_is_422(client, encoder):
+    text = " ".join(["a"] * (encoder.model.config.max_len + 5))
+    r = client.post("/attention", json={"text": text, "model": "encoder"})
+    assert r.status_code == 422 and "shorten it" in r.json()["error"]
 
 
 def test_unknown_paths_and_methods_are_json_errors(client):

@@ -57,6 +57,16 @@ def create_app(models: ServedModels, limits: ServeLimits | None = None) -> FastA
     app.state.models, app.state.batcher, app.state.limits = models, batcher, limits
     add_error_handlers(app)
     add_routes(app, models, batcher, limits)
+
+    @app.middleware("http")
+    async def refuse_large_bodies(request, call_next):
+        """A body larger than any valid request is refused before it is read (413)."""
+        size = request.headers.get("content-length", "")
+        if size.isdigit() and int(size) > limits.max_body_bytes:
+            return JSONResponse({"error": f"the request body has {size} bytes; the limit is {limits.max_body_bytes}"},
+                                status_code=413)
+        return await call_next(request)
+
     return app
 
 

@@ -29,6 +29,11 @@ class ServeLimits:
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be 0 or more, got {self.max_wait_ms}")
 
+    @property
+    def max_body_bytes(self) -> int:
+        """Room for the largest valid request, each character written as a JSON escape (up to 12 bytes)."""
+        return 4096 + self.max_batch_size * (12 * self.max_chars + 16)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
