@@ -17,7 +17,8 @@ from tests.serve.live import LiveServer
 
 CHROMIUM = Path(os.environ.get("TFORMER_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-dev-shm-usage"]  # containers often have a tiny /dev/shm
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 SENTENCE = "Ein Mann mit einem roten Hut sitzt auf einer Bank."
 
