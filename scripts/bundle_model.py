@@ -48,6 +48,8 @@ def main() -> None:
     tuning = {lp: score(translator, val, 4, float(lp)) for lp in args.penalties.split(",")}
     best_lp = float(max(tuning, key=lambda lp: tuning[lp]["bleu"]))
     print("length penalty on multi30k val:", {lp: r["bleu"] for lp, r in tuning.items()}, "->", best_lp)
+    translator.length_penalty = best_lp
+    translator.save_pretrained(args.out, dtype=torch.float16)  # generation.json records the tuned penalty
     results = {
         "length_penalty_tuning_multi30k_val_beam4": {lp: r["bleu"] for lp, r in tuning.items()},
         "multi30k_val_greedy": score(translator, val, 1),

@@ -34,7 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", choices=sorted(DATASETS), help="a named test set instead of --src/--ref "
                    "(read from $TFORMER_DATA or ../shared/data)")
     p.add_argument("--beam", type=int, default=4, help="beam size; 1 = greedy (default: %(default)s)")
-    p.add_argument("--length-penalty", type=float, default=1.0, help="(default: %(default)s)")
+    p.add_argument("--length-penalty", type=float, help="beam ranking: score / length**LP "
+                   "(default: the model's generation.json, else 1.0)")
     p.add_argument("--limit", type=int, default=0, help="score only the first N lines (0 = all)")
     p.add_argument("--out", help="also write the translations to this file")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
@@ -63,8 +64,9 @@ def run(args: argparse.Namespace) -> int:
             f.writelines(h + "\n" for h in hyps)
     scores = corpus_scores(hyps, ref)
     if args.json:
-        print(json.dumps({**scores.to_dict(), "sentences": len(src), "beam": args.beam,
-                          "length_penalty": args.length_penalty, "seconds": seconds}))
+        penalty = translator.length_penalty if args.length_penalty is None else args.length_penalty
+        print(json.dumps({**scores.to_dict(), "sentences": len(src), "beam": args.beam, "length_penalty": penalty,
+                          "seconds": seconds}))
     else:
         print(f"BLEU  {scores.bleu:.2f}  {scores.bleu_signature}")
         print(f"chrF  {scores.chrf:.2f}  {scores.chrf_signature}")

@@ -20,8 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("text", nargs="*", metavar="TEXT", help="sentences to translate (default: read stdin)")
     p.add_argument("--model", help="model folder (default: the bundled models/multi30k-de-en, or $TFORMER_MODEL)")
     p.add_argument("--beam", type=int, default=4, help="beam size; 1 = greedy (default: %(default)s)")
-    p.add_argument("--length-penalty", type=float, default=1.0, help="beam ranking: score / length**LP "
-                   "(default: %(default)s)")
+    p.add_argument("--length-penalty", type=float, help="beam ranking: score / length**LP "
+                   "(default: the model's generation.json, else 1.0)")
     p.add_argument("--nbest", type=int, default=1, help="print the N best translations with scores, tab-separated")
     p.add_argument("--batch-size", type=int, default=32, help="sentences per model call (default: %(default)s)")
     p.add_argument("--input", help="read sentences from this file instead of stdin")

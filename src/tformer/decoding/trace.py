@@ -132,7 +132,7 @@ def trace_translations(
     texts: Sequence[str],
     beam: int = 1,
     top_k: int = 3,
-    length_penalty: float = 1.0,
+    length_penalty: float | None = None,
     max_len_a: float = 1.5,
     max_len_b: int = 10,
     need_weights: bool = False,
@@ -145,6 +145,7 @@ def trace_translations(
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     model, tokenizer = translator.model, translator.tokenizer
+    length_penalty = translator.length_penalty if length_penalty is None else length_penalty
     cfg = model.config
     device = next(model.parameters()).device
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from tformer.text.bpe import BPETokenizer
 # The bundled model lives in the repository's models/ folder; $TFORMER_MODEL overrides it.
 BUNDLED_MODEL = Path(__file__).resolve().parents[3] / "models" / "multi30k-de-en"
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
+GENERATION_FILE = "generation.json"  # optional decoding defaults, e.g. {"length_penalty": 1.0}
 
 
 def default_model_dir() -> Path:
@@ -31,9 +33,10 @@ class Translator:
     (with one warning on stderr); characters never seen in training become unknown tokens.
     """
 
-    def __init__(self, model: Seq2SeqTransformer, tokenizer: BPETokenizer) -> None:
+    def __init__(self, model: Seq2SeqTransformer, tokenizer: BPETokenizer, length_penalty: float = 1.0) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
+        self.length_penalty = length_penalty  # beam search default; a model folder's generation.json may set it
 
     @classmethod
     def from_pretrained(cls, folder: str | Path | None = None) -> Translator:
@@ -44,17 +47,21 @@ class Translator:
         if missing:
             found = sorted(p.name for p in folder.iterdir())
             raise ModelFolderError(f"{folder}: missing {', '.join(missing)} (found: {', '.join(found) or 'nothing'})")
-        return cls(Seq2SeqTransformer.from_pretrained(folder), BPETokenizer.from_pretrained(folder))
+        generation = folder / GENERATION_FILE
+        settings = json.loads(generation.read_text(encoding="utf-8")) if generation.is_file() else {}
+        return cls(Seq2SeqTransformer.from_pretrained(folder), BPETokenizer.from_pretrained(folder),
+                   length_penalty=float(settings.get("length_penalty", 1.0)))
 
     def save_pretrained(self, folder: str | Path, dtype: torch.dtype | None = None) -> None:
         self.model.save_pretrained(folder, dtype=dtype)
         self.tokenizer.save_pretrained(folder)
+        (Path(folder) / GENERATION_FILE).write_text(json.dumps({"length_penalty": self.length_penalty}) + "\n")
 
     def translate(
         self,
         texts: Sequence[str],
         beam: int = 4,
-        length_penalty: float = 1.0,
+        length_penalty: float | None = None,
         batch_size: int = 32,
         max_len_a: float = 1.5,
         max_len_b: int = 10,
@@ -68,7 +75,7 @@ class Translator:
         texts: Sequence[str],
         beam: int = 4,
         nbest: int = 1,
-        length_penalty: float = 1.0,
+        length_penalty: float | None = None,
         batch_size: int = 32,
         max_len_a: float = 1.5,
         max_len_b: int = 10,
@@ -92,7 +99,7 @@ class Translator:
         texts: Sequence[str],
         beam: int = 4,
         nbest: int = 1,
-        length_penalty: float = 1.0,
+        length_penalty: float | None = None,
         batch_size: int = 32,
         max_len_a: float = 1.5,
         max_len_b: int = 10,
@@ -108,6 +115,8 @@ class Translator:
             for row, i in enumerate(chunk):
                 src[row, : len(ids[i]) + 1] = torch.tensor(ids[i] + [cfg.eos_id])
             src = src.to(self.model.output.weight.device)
+            if length_penalty is None:
+                length_penalty = self.length_penalty
             if beam == 1:
                 found = [[h] for h in greedy_search(self.model, src, max_len_a, max_len_b)]
             else:

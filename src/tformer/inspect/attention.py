@@ -115,7 +115,7 @@ def translation_attention(trace: DecodingTrace) -> dict[str, AttentionMaps]:
 
 
 def capture_translation(
-    translator: Translator, text: str, beam: int = 1, length_penalty: float = 1.0
+    translator: Translator, text: str, beam: int = 1, length_penalty: float | None = None
 ) -> tuple[DecodingTrace, dict[str, AttentionMaps]]:
     """Translate ``text`` (greedy, or beam search for ``beam > 1``) and capture the returned hypothesis's
     attention: its trace and the "self", "decoder" and "cross" maps."""
