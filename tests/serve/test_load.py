@@ -1,7 +1,8 @@
 """A bounded load test on loopback: a fixed number of clients each send a fixed number of requests, once to a server
 that batches and once to one that serves one request per model call. It stops by itself, requires zero errors and
 the same translations from both, and reports median/p99 latency and the throughput gain of batching
-(tests/artifacts/load-test.json; printed with -s). TFORMER_LOAD_CLIENTS / TFORMER_LOAD_REQUESTS make it bigger."""
+(tests/artifacts/load-test.json; printed with -s). TFORMER_LOAD_CLIENTS / TFORMER_LOAD_REQUESTS make it bigger, and
+TFORMER_LOAD_MODEL=DIR measures a real model folder instead of the tiny random one."""
 
 import json
 import math
@@ -13,8 +14,10 @@ from pathlib import Path
 
 import httpx
 
+from tformer import Translator
 from tformer.data.corpus import multi30k
 from tformer.serve.app import create_app
+from tformer.serve.models import ServedModels
 from tformer.serve.schemas import ServeLimits
 
 from tests.serve.live import LiveServer
@@ -67,6 +70,9 @@ def load(url: str, texts: list[str]) -> dict:
 
 
 def test_load_batched_against_one_at_a_time(models):
+    if os.environ.get("TFORMER_LOAD_MODEL"):
+        folder = Path(os.environ["TFORMER_LOAD_MODEL"])
+        models = ServedModels(Translator.from_pretrained(folder), names={"translator": folder.name})
     texts = [t for t in multi30k("val").src if len(t) < 120][: CLIENTS * REQUESTS_PER_CLIENT]
     runs = {}
     for name, limits in (("one at a time", ServeLimits(max_batch_size=1, max_wait_ms=0)),
@@ -74,7 +80,8 @@ def test_load_batched_against_one_at_a_time(models):
         with LiveServer(create_app(models, limits)) as url:
             runs[name] = load(url, texts)
     single, batched = runs["one at a time"], runs["batched"]
-    report = {"clients": CLIENTS, "requests_per_client": REQUESTS_PER_CLIENT, "beam": BEAM,
+    report = {"model": models.info["translator"].name, "clients": CLIENTS, "requests_per_client": REQUESTS_PER_CLIENT,
+              "beam": BEAM,
               "throughput_gain": round(batched["requests_per_second"] / single["requests_per_second"], 2),
               **{name: {k: v for k, v in run.items() if k != "answers"} for name, run in runs.items()}}
     ARTIFACTS.mkdir(exist_ok=True)
