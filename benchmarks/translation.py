@@ -2,7 +2,8 @@
 
 Every side gets the same sentences, the same length limits and the same batching (sentences sorted by length, then
 cut into batches), starts from text and ends with token ids. The Hugging Face and CTranslate2 models are exports of
-the tformer model (``tformer.interop``), so all sides compute the same function.
+the tformer model (``tformer.interop``), so all float32 sides compute the same function; "tformer-int8" is
+``tformer.models.seq2seq.quantize_int8`` of the same model, to compare with CTranslate2's int8.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tformer.decoding.greedy import max_output_length
 from tformer.decoding.translator import Translator
 from tformer.interop.ctranslate2 import CTranslate2Translator, export_ctranslate2
 from tformer.interop.marian import export_marian
+from tformer.models.seq2seq import quantize_int8
 
 from benchmarks.harness import SideResult, measure
 
@@ -34,33 +36,36 @@ class Engines:
 
 def load_engines(model_dir: Path, threads: int, ctranslate2: bool = True) -> Engines:
     translator = Translator.from_pretrained(model_dir)
-    sides: dict[str, Side] = {"tformer": tformer_side(translator)}
+    penalty = float(getattr(translator, "length_penalty", 1.0))  # the model's beam setting, used by every side
+    sides: dict[str, Side] = {"tformer": tformer_side(translator, penalty)}
+    int8 = Translator(quantize_int8(translator.model), translator.tokenizer)
+    sides["tformer-int8"] = tformer_side(int8, penalty)
     workdir = Path(tempfile.mkdtemp(prefix="tformer-bench-"))
-    sides["hf"] = hf_side(export_marian(translator, workdir / "hf-marian"), translator)
+    sides["hf"] = hf_side(export_marian(translator, workdir / "hf-marian"), translator, penalty)
     if ctranslate2:
         folder = export_ctranslate2(translator, workdir / "ctranslate2")
         for compute_type in ("float32", "int8"):
             ct2 = CTranslate2Translator(folder, compute_type=compute_type, threads=threads)
-            sides[f"ct2-{compute_type}"] = ct2_side(ct2)
+            sides[f"ct2-{compute_type}"] = ct2_side(ct2, penalty)
     return Engines(sides, translator)
 
 
-def tformer_side(translator: Translator) -> Side:
+def tformer_side(translator: Translator, penalty: float) -> Side:
     def run(texts: Sequence[str], beam: int, batch_size: int) -> list[list[int]]:
-        found = translator.search(texts, beam=beam, batch_size=batch_size)
+        found = translator.search(texts, beam=beam, length_penalty=penalty, batch_size=batch_size)
         return [hyps[0].tokens if hyps else [] for hyps in found]
 
     return run
 
 
-def ct2_side(ct2: CTranslate2Translator) -> Side:
+def ct2_side(ct2: CTranslate2Translator, penalty: float) -> Side:
     def run(texts: Sequence[str], beam: int, batch_size: int) -> list[list[int]]:
-        return ct2.search(texts, beam=beam, batch_size=batch_size)
+        return ct2.search(texts, beam=beam, batch_size=batch_size, length_penalty=penalty)
 
     return run
 
 
-def hf_side(folder: Path, translator: Translator) -> Side:
+def hf_side(folder: Path, translator: Translator, penalty: float) -> Side:
     """``MarianMTModel.generate`` on the exported folder, with tformer's length limit per batch."""
     from transformers import AutoTokenizer, MarianMTModel
 
@@ -76,7 +81,7 @@ def hf_side(folder: Path, translator: Translator) -> Side:
             chunk = todo[start : start + batch_size]
             batch = tokenizer([texts[i] for i in chunk], return_tensors="pt", padding=True)
             limit = max(max_output_length(lengths[i] + 1, cfg.max_len) for i in chunk)
-            search = dict(num_beams=beam, length_penalty=1.0, early_stopping=True) if beam > 1 else {}
+            search = dict(num_beams=beam, length_penalty=penalty, early_stopping=True) if beam > 1 else {}
             with torch.inference_mode():
                 out = model.generate(**batch, **search, do_sample=False, max_length=limit + 2,
                                      forced_eos_token_id=cfg.eos_id)

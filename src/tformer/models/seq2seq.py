@@ -22,6 +22,7 @@ from tformer.nn import (
     padding_mask,
 )
 from tformer.nn.outputs import DecoderOutput, EncoderOutput
+from tformer.nn.quantized import Int8Linear, quantize_linear_layers
 
 
 class OutputProjection(nn.Module):
@@ -105,7 +106,8 @@ class Seq2SeqTransformer(nn.Module):
         unexpected = sorted(set(tensors) - set(expected))
         if missing or unexpected:
             raise ValueError(
-                f"{source}: {len(missing)} missing weight(s) {missing[:5]}, {len(unexpected)} unexpected {unexpected[:5]}"
+                f"{source}: {len(missing)} missing weight(s) {missing[:5]}, "
+                f"{len(unexpected)} unexpected {unexpected[:5]}"
             )
         for name, value in tensors.items():
             if value.shape != expected[name].shape:
@@ -166,3 +168,34 @@ def tied_parameter_names(config: TransformerConfig) -> set[str]:
     if config.tie_output:
         names.add("output.weight")
     return names
+
+
+class Int8OutputProjection(nn.Module):
+    """The output projection with int8 weights (inference only); same interface as ``OutputProjection``."""
+
+    def __init__(self, output: OutputProjection) -> None:
+        super().__init__()
+        self.linear = Int8Linear(output.weight, output.bias)
+        # The float weight stays readable (its device, code that inspects it); when tied it is the embedding anyway.
+        self.weight, self.bias = output.weight, output.bias
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        """hidden (batch, tgt_len, d_model) -> logits (batch, tgt_len, vocab)."""
+        return self.linear(hidden)
+
+    def log_probs(self, hidden: Tensor) -> Tensor:
+        return torch.log_softmax(self.forward(hidden).float(), dim=-1)
+
+
+def quantize_int8(model: Seq2SeqTransformer) -> Seq2SeqTransformer:
+    """An inference-only copy of ``model`` (CPU, eval mode) with int8 weights in every linear layer and in the
+    output projection; embeddings, layer norms and positions stay float32. See ``tformer.nn.quantized``."""
+    copy = Seq2SeqTransformer(model.config)
+    copy.load_state_dict(model.state_dict())
+    copy.eval()
+    # Cross-attention multiplies by the query rows and the key/value rows of its fused in_proj separately.
+    blocks = {layer.cross_attn.in_proj: (model.config.d_model,) for layer in copy.decoder.layers}
+    quantize_linear_layers(copy.encoder, blocks)
+    quantize_linear_layers(copy.decoder, blocks)
+    copy.output = Int8OutputProjection(copy.output)  # type: ignore[assignment]
+    return copy

@@ -128,19 +128,25 @@ class MultiHeadAttention(nn.Module):
         self, query: Tensor, memory: Tensor | None, cache: AttentionCache | None
     ) -> tuple[Tensor, Tensor, Tensor]:
         d = self.d_model
-        weight, bias = self.in_proj.weight, self.in_proj.bias
         if memory is None and (cache is None or not cache.static):
             q, k, v = self._split_heads(self.in_proj(query)).chunk(3, dim=1)
         else:
-            q = self._split_heads(F.linear(query, weight[:d], None if bias is None else bias[:d]))
+            q = self._split_heads(self._in_proj_rows(query, slice(0, d)))
             if cache is not None and cache.ready:
                 return q, cache.keys, cache.values
             if memory is None:
                 raise ValueError("cross-attention needs `memory` (or a filled cache)")
-            k, v = self._split_heads(F.linear(memory, weight[d:], None if bias is None else bias[d:])).chunk(2, dim=1)
+            k, v = self._split_heads(self._in_proj_rows(memory, slice(d, 3 * d))).chunk(2, dim=1)
         if cache is not None:
             k, v = cache.update(k, v)
         return q, k, v
+
+    def _in_proj_rows(self, x: Tensor, rows: slice) -> Tensor:
+        """x times some rows of the fused projection: the queries' (``:d``) or the keys' and values' (``d:``)."""
+        proj = self.in_proj
+        if isinstance(proj, nn.Linear):
+            return F.linear(x, proj.weight[rows], None if proj.bias is None else proj.bias[rows])
+        return proj(x, rows)  # an int8 projection (tformer.nn.quantized) packs these row blocks separately
 
     def _split_heads(self, x: Tensor) -> Tensor:
         """(batch, len, n * d_model) -> (batch, n * heads, len, head_dim), n = number of fused projections."""
