@@ -5,21 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from tformer.data.corpus import decode_lines
 from tformer.errors import DataError
-
-
-def decode_lines(raw: bytes, source: str) -> list[str]:
-    """Split bytes into lines (a final newline does not add an empty line); invalid UTF-8 names the line."""
-    parts = raw.split(b"\n")
-    if parts and parts[-1] == b"":
-        parts.pop()
-    lines = []
-    for number, part in enumerate(parts, start=1):
-        try:
-            lines.append(part.decode("utf-8").rstrip("\r"))
-        except UnicodeDecodeError as err:
-            raise DataError(f"{source}:{number}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
-    return lines
 
 
 def read_input_lines(path: str | None) -> list[str]:

@@ -32,17 +32,24 @@ def read_lines(path: str | Path) -> list[str]:
         raise DataError(f"file not found: {path}")
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as f:
-        raw = f.read()
-    lines = raw.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    out = []
-    for number, line in enumerate(lines, start=1):
+        return decode_lines(f.read(), str(path))
+
+
+def decode_lines(raw: bytes, source: str) -> list[str]:
+    """Split bytes into lines (a final newline adds no empty line; CRLF accepted).
+
+    Invalid UTF-8 raises ``DataError`` naming ``source`` and the line number.
+    """
+    parts = raw.split(b"\n")
+    if parts and parts[-1] == b"":
+        parts.pop()
+    lines = []
+    for number, part in enumerate(parts, start=1):
         try:
-            out.append(line.decode("utf-8").rstrip("\r"))
+            lines.append(part.decode("utf-8").rstrip("\r"))
         except UnicodeDecodeError as err:
-            raise DataError(f"{path}:{number}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
-    return out
+            raise DataError(f"{source}:{number}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
+    return lines
 
 
 @dataclass
