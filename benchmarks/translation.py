@@ -81,7 +81,8 @@ def hf_side(folder: Path, translator: Translator, penalty: float) -> Side:
             chunk = todo[start : start + batch_size]
             batch = tokenizer([texts[i] for i in chunk], return_tensors="pt", padding=True)
             limit = max(max_output_length(lengths[i] + 1, cfg.max_len) for i in chunk)
-            search = dict(num_beams=beam, length_penalty=penalty, early_stopping=True) if beam > 1 else {}
+            search = dict(num_beams=beam, length_penalty=penalty, early_stopping=True) if beam > 1 else \
+                dict(num_beams=1, early_stopping=False)  # the exported generation config defaults to beam 4
             with torch.inference_mode():
                 out = model.generate(**batch, **search, do_sample=False, max_length=limit + 2,
                                      forced_eos_token_id=cfg.eos_id)

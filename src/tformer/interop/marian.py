@@ -208,9 +208,10 @@ def export_marian(source: str | Path | Translator, out: str | Path) -> Path:
     out = Path(out)
     hf = to_marian(translator.model)
     cfg = translator.model.config
-    hf.generation_config = GenerationConfig(
+    hf.generation_config = GenerationConfig(  # tformer's translation defaults: beam 4, the model's length penalty
         decoder_start_token_id=cfg.bos_id, bos_token_id=cfg.bos_id, eos_token_id=cfg.eos_id, pad_token_id=cfg.pad_id,
-        max_length=cfg.max_len, num_beams=1,
+        max_length=cfg.max_len, num_beams=4, early_stopping=True,
+        length_penalty=float(getattr(translator, "length_penalty", 1.0)),
     )
     hf.save_pretrained(out)
     write_hf_tokenizer(translator, out)
