@@ -8,6 +8,7 @@ the tformer model (``tformer.interop``), so all float32 sides compute the same f
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,7 +35,8 @@ class Engines:
     translator: Translator
 
 
-def load_engines(model_dir: Path, threads: int, ctranslate2: bool = True) -> Engines:
+def load_engines(model_dir: Path, threads: int) -> Engines:
+    """tformer (float32 and int8), Hugging Face, and CTranslate2 float32/int8 when ctranslate2 is installed."""
     translator = Translator.from_pretrained(model_dir)
     penalty = float(getattr(translator, "length_penalty", 1.0))  # the model's beam setting, used by every side
     sides: dict[str, Side] = {"tformer": tformer_side(translator, penalty)}
@@ -42,7 +44,9 @@ def load_engines(model_dir: Path, threads: int, ctranslate2: bool = True) -> Eng
     sides["tformer-int8"] = tformer_side(int8, penalty)
     workdir = Path(tempfile.mkdtemp(prefix="tformer-bench-"))
     sides["hf"] = hf_side(export_marian(translator, workdir / "hf-marian"), translator, penalty)
-    if ctranslate2:
+    if importlib.util.find_spec("ctranslate2") is None:
+        print("  ctranslate2 is not installed: its sides are left out (pip install ctranslate2)", flush=True)
+    else:
         folder = export_ctranslate2(translator, workdir / "ctranslate2")
         for compute_type in ("float32", "int8"):
             ct2 = CTranslate2Translator(folder, compute_type=compute_type, threads=threads)
