@@ -31,8 +31,12 @@ def read_lines(path: str | Path) -> list[str]:
     if not path.is_file():
         raise DataError(f"file not found: {path}")
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        return decode_lines(f.read(), str(path))
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as err:  # unreadable, or a corrupt/truncated .gz
+        raise DataError(f"cannot read {path}: {err}") from None
+    return decode_lines(raw, str(path))
 
 
 def decode_lines(raw: bytes, source: str) -> list[str]:
