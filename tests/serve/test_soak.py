@@ -1,0 +1,106 @@
+"""Soak on loopback: concurrent clients send a mix of valid and invalid requests for a bounded time. No 5xx, memory
+stays bounded, and throughput with p50/p99 latency is reported (tests/artifacts/soak.json). TFORMER_SOAK_SECONDS
+and TFORMER_SOAK_CLIENTS make it longer or wider (the issue's run: 8 clients for 30 seconds)."""
+
+import json
+import math
+import os
+import random
+import resource
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tformer.serve.app import create_app
+from tformer.serve.schemas import ServeLimits
+
+from tests.serve.live import LiveServer
+
+SECONDS = float(os.environ.get("TFORMER_SOAK_SECONDS", 8))
+CLIENTS = int(os.environ.get("TFORMER_SOAK_CLIENTS", 8))
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+REQUESTS = [  # (method, path, body) — valid and invalid, all must get a non-5xx answer
+    ("POST", "/translate", {"text": "Ein Mann fährt Fahrrad.", "beam": 2}),
+    ("POST", "/translate", {"text": "Zwei Hunde spielen im Schnee."}),
+    ("POST", "/translate", {"text": ""}),
+    ("POST", "/translate", {"text": "x" * 5000}),
+    ("POST", "/translate", {"text": 42}),
+    ("POST", "/translate", {"text": "Hallo", "beam": "vier"}),
+    ("POST", "/translate", {"text": "Hallo", "colour": "red"}),
+    ("POST", "/translate", b"{not json"),
+    ("POST", "/classify", {"texts": ["a great film", "boring"]}),
+    ("POST", "/classify", {"texts": []}),
+    ("POST", "/embed", {"texts": ["the cat sat", "🙂 مرحبا \u202e"]}),
+    ("POST", "/attention", {"text": "the cat drank the milk", "model": "encoder"}),
+    ("POST", "/attention", {"text": "the cat", "model": "gpt"}),
+    ("GET", "/health", None),
+    ("GET", "/no/such/page", None),
+]
+
+
+def _send(http: httpx.Client, method: str, path: str, body) -> httpx.Response:
+    if isinstance(body, bytes):
+        return http.request(method, path, content=body, headers={"content-type": "application/json"})
+    return http.request(method, path, json=body) if body is not None else http.request(method, path)
+
+
+def test_mixed_load_has_no_server_errors_and_bounded_memory(models):
+    limits = ServeLimits(max_chars=1000, max_batch_size=16, max_queue=256, max_wait_ms=5)
+    statuses: dict[int, int] = {}
+    latencies: list[float] = []
+    lock = threading.Lock()
+    with LiveServer(create_app(models, limits)) as url:
+        httpx.post(f"{url}/translate", json={"text": "Aufwärmen."}, timeout=60)  # warm-up
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB, this process holds the server
+        deadline = time.monotonic() + SECONDS
+
+        def client(seed: int) -> None:
+            rng = random.Random(seed)
+            with httpx.Client(base_url=url, timeout=60) as http:
+                while time.monotonic() < deadline:
+                    method, path, body = rng.choice(REQUESTS)
+                    t0 = time.perf_counter()
+                    status = _send(http, method, path, body).status_code
+                    with lock:
+                        latencies.append(time.perf_counter() - t0)
+                        statuses[status] = statuses.get(status, 0) + 1
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(SECONDS + 120)
+        rss_growth_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+    latencies.sort()
+    report = {"clients": CLIENTS, "seconds": SECONDS, "requests": len(latencies),
+              "requests_per_second": round(len(latencies) / SECONDS, 1),
+              "p50_ms": round(1000 * statistics.median(latencies), 1),
+              "p99_ms": round(1000 * latencies[max(math.ceil(0.99 * len(latencies)) - 1, 0)], 1),
+              "statuses": {str(k): v for k, v in sorted(statuses.items())},
+              "peak_rss_growth_mib": round(rss_growth_mib)}
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "soak.json").write_text(json.dumps(report, indent=2) + "\n")
+    print("\nsoak (loopback):", json.dumps(report))
+    assert not [s for s in statuses if s >= 500], report
+    assert statuses.get(200, 0) > 0 and sum(v for s, v in statuses.items() if 400 <= s < 500) > 0
+    assert rss_growth_mib < 500, report
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(
+    st.dictionaries(st.sampled_from(["text", "beam", "trace", "attention", "texts", "model", "x"]),
+                    st.one_of(st.text(max_size=50), st.integers(), st.booleans(), st.none(),
+                              st.lists(st.text(max_size=20), max_size=3), st.floats(allow_nan=True)), max_size=4),
+    st.text(max_size=30), st.integers(), st.none()),
+    path=st.sampled_from(["/translate", "/classify", "/embed", "/attention"]))
+def test_arbitrary_json_never_gets_a_server_error(client, body, path):
+    response = client.post(path, json=body)
+    assert response.status_code < 500, (path, body, response.text)
+    if response.status_code >= 400:
+        assert response.json()["error"]  # a message that names the problem
