@@ -262,10 +262,12 @@ class Trainer:
         log(f"eval @ update {st.step} (epoch {st.epoch}): val loss {val_loss:.3f}, val BLEU {bleu:.2f}"
             + (" (best)" if improved else ""))
         rng = self.dist.all_gather_objects(torch.get_rng_state())  # every rank's dropout RNG, for exact resume
+        name = f"step-{st.step:08d}"  # every rank keeps the same list: averaging at the end is collective
+        st.checkpoints = ([c for c in st.checkpoints if c != name] + [name])[-cfg.keep_last :]
         if self.dist.is_main:
             if improved:
                 self.save_model(self.out / "best")
-            self._save_checkpoint(rng)
+            self._save_checkpoint(name, rng)
             plot_training_curves(self.out / "metrics.jsonl", self.out / "curves.png")
         self.dist.barrier()
         return bool(cfg.patience and st.evals_since_best >= cfg.patience)
@@ -278,22 +280,22 @@ class Trainer:
         self.tokenizer.save_pretrained(build)
         ckpt.commit_folder(build, folder)
 
-    def _save_checkpoint(self, rng: list[torch.Tensor]) -> None:
+    def _save_checkpoint(self, name: str, rng: list[torch.Tensor]) -> None:
+        """Write checkpoint ``name`` (already in ``state.checkpoints``), then delete those no longer listed."""
         st = self.state
-        final = self.out / "checkpoints" / f"step-{st.step:08d}"
+        final = self.out / "checkpoints" / name
         build = ckpt.staging_dir(final)
         self.model.save_pretrained(build)
         self.tokenizer.save_pretrained(build)
         tensors, meta = ckpt.optimizer_to_tensors(self.optimizer.state_dict())
         save_file(tensors, str(build / ckpt.OPTIMIZER))
         save_file({f"torch_cpu_rank{r}": state for r, state in enumerate(rng)}, str(build / "rng.safetensors"))
-        st.checkpoints = [c for c in st.checkpoints if c != final.name] + [final.name]
         state = {"trainer": st.__dict__, "optimizer": meta, "scheduler": self.scheduler.state_dict()}
         (build / ckpt.STATE).write_text(json.dumps(state, indent=2))
         ckpt.commit_folder(build, final)
-        for old in st.checkpoints[: -self.cfg.keep_last]:
-            shutil.rmtree(self.out / "checkpoints" / old, ignore_errors=True)
-        st.checkpoints = st.checkpoints[-self.cfg.keep_last :]
+        for old in final.parent.glob("step-*"):
+            if old.name not in st.checkpoints:
+                shutil.rmtree(old, ignore_errors=True)
 
     def _resume(self) -> None:
         folder = self.out / "checkpoints"
