@@ -15,6 +15,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the newest valid checkpoint in --out")
     p.add_argument("--data", help="corpora folder (default: $TFORMER_DATA or ../shared/data)")
     p.add_argument("--max-steps", type=int, help="override the recipe's train.max_steps")
+    p.add_argument("--skip-nonfinite", action="store_true", help="skip an update whose loss is NaN/inf instead of "
+                   "stopping (the default stops, keeping the last good checkpoint)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     p.set_defaults(run=run)
 
@@ -26,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
     recipe = Recipe.from_file(args.config)
     if args.data:
         recipe.data.root = args.data
+    if args.skip_nonfinite:
+        recipe.train.skip_nonfinite = True
     if args.max_steps is not None:
         recipe.train.max_steps = args.max_steps
     final = Trainer(recipe, args.out, resume=args.resume, progress=not args.no_progress).train()
