@@ -14,8 +14,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from tformer.errors import ModelFolderError
@@ -107,31 +105,3 @@ def optimizer_from_tensors(tensors: dict[str, Tensor], meta: dict[str, Any]) -> 
         int(index): {key: tensors[f"{index}.{key}"] for key in keys} for index, keys in meta["state_keys"].items()
     }
     return {"state": state, "param_groups": meta["param_groups"]}
-
-
-def rng_state() -> dict[str, Tensor]:
-    return {"torch_cpu": torch.get_rng_state()}
-
-
-def set_rng_state(tensors: dict[str, Tensor]) -> None:
-    torch.set_rng_state(tensors["torch_cpu"])
-
-
-def load_weights(folder: Path) -> dict[str, Tensor]:
-    path = folder / WEIGHTS
-    if not path.is_file():
-        raise ModelFolderError(f"{folder}: {WEIGHTS} is missing (found: {sorted(p.name for p in folder.iterdir())})")
-    try:
-        return load_file(str(path))
-    except Exception as err:  # safetensors raises its own error types for truncated or malformed files
-        raise ModelFolderError(f"{path}: cannot read weights ({err})") from None
-
-
-def save_weights(tensors: dict[str, Tensor], path: Path, dtype: torch.dtype | None = None) -> None:
-    out = {}
-    for name, t in tensors.items():
-        t = t.detach().cpu()
-        if dtype is not None and t.is_floating_point():
-            t = t.to(dtype)
-        out[name] = t.contiguous()
-    save_file(out, str(path), metadata={"format": "pt"})

@@ -18,10 +18,6 @@ class Batch:
     tgt_in: Tensor  # (batch, tgt_len) BOS + ids, padded
     tgt_out: Tensor  # (batch, tgt_len) ids + EOS, padded
 
-    @property
-    def num_tokens(self) -> int:
-        return int(self.tgt_out.ne(0).sum())
-
 
 def training_corpus(cfg: DataConfig, seed: int) -> ParallelCorpus:
     """Multi30k train (repeated ``multi30k_upsample`` times) plus a seeded sample of Tatoeba train."""
