@@ -38,3 +38,6 @@ def test_recipe_file_parses_and_rejects_bad_fields(tmp_path):
     with pytest.raises(ValueError, match="label_smoothing"):
         Recipe.from_file(tmp_path / "bad2.toml")
     assert math.isfinite(Recipe.from_json(recipe.to_json()).train.peak_lr)
+    stage2 = Recipe.from_file("recipes/multi30k_de_en_names.toml")
+    assert stage2.train.init_from and stage2.data.name_substitutions > 0
+    assert Recipe.from_json(stage2.to_json()) == stage2  # tuples of names survive the JSON round trip

@@ -77,3 +77,21 @@ def test_existing_run_needs_resume_and_unwritable_output_is_refused(tmp_path, sm
     (tmp_path / "file").write_text("x")
     with pytest.raises(TrainingError, match="not writable"):
         Trainer(tiny_recipe(small_data_root), tmp_path / "file" / "out", progress=False)
+
+
+def test_init_from_starts_from_the_given_model_and_keeps_its_tokenizer(tmp_path, small_data_root):
+    from tformer.errors import ConfigError
+    from tformer.models import Seq2SeqTransformer
+
+    first = Trainer(tiny_recipe(small_data_root, max_steps=3), tmp_path / "a", progress=False).train()
+    recipe = tiny_recipe(small_data_root, max_steps=3, init_from=str(first))
+    recipe.model = {"d_model": 24}  # agreeing [model] fields are allowed
+    second = Trainer(recipe, tmp_path / "b", progress=False)
+    loaded = Seq2SeqTransformer.from_pretrained(first).state_dict_untied()
+    for name, value in second.model.state_dict_untied().items():
+        torch.testing.assert_close(value, loaded[name], atol=0, rtol=0)
+    assert (tmp_path / "b/tokenizer.json").read_text() == (first / "tokenizer.json").read_text()
+    assert second.model.training
+    recipe.model = {"d_model": 32}
+    with pytest.raises(ConfigError, match="d_model"):
+        Trainer(recipe, tmp_path / "c", progress=False)

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from tformer.data.corpus import ParallelCorpus, multi30k, tatoeba
+from tformer.data.names import substitute_names
 from tformer.training.recipe import DataConfig
 
 
@@ -20,16 +21,21 @@ class Batch:
 
 
 def training_corpus(cfg: DataConfig, seed: int) -> ParallelCorpus:
-    """Multi30k train (repeated ``multi30k_upsample`` times) plus a seeded sample of Tatoeba train."""
+    """Multi30k train (repeated ``multi30k_upsample`` times), a seeded sample of Tatoeba train, and
+    ``name_substitutions`` Tatoeba pairs whose shared name is replaced by a made-up one."""
     m30k = multi30k("train", cfg.root or None)
     src, tgt = m30k.src * cfg.multi30k_upsample, m30k.tgt * cfg.multi30k_upsample
-    if cfg.tatoeba_max_pairs:
+    if cfg.tatoeba_max_pairs or cfg.name_substitutions:
         tat = tatoeba("train", cfg.root or None)
+    if cfg.tatoeba_max_pairs:
         ids = list(range(len(tat)))
         if 0 < cfg.tatoeba_max_pairs < len(ids):
             ids = sorted(random.Random(seed).sample(ids, cfg.tatoeba_max_pairs))
         src += [tat.src[i] for i in ids]
         tgt += [tat.tgt[i] for i in ids]
+    if cfg.name_substitutions:
+        new_src, new_tgt = substitute_names(tat.src, tat.tgt, cfg.substituted_names, cfg.name_substitutions, seed)
+        src, tgt = src + new_src, tgt + new_tgt
     return ParallelCorpus(src, tgt, "train")
 
 

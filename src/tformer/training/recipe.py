@@ -22,9 +22,14 @@ class DataConfig(JsonConfig):
     multi30k_upsample: int = 1  # repeat Multi30k train this many times per epoch
     tatoeba_max_pairs: int = 0  # Tatoeba train pairs used (a seeded sample); 0 = none, -1 = all
     max_tokens_per_sentence: int = 128  # longer training pairs (in subwords) are skipped
+    name_substitutions: int = 0  # extra Tatoeba pairs with a shared name replaced by a made-up one (see data/names)
+    substituted_names: tuple[str, ...] = ("Tom", "Mary")  # names eligible for substitution
 
     def __post_init__(self) -> None:
         require_positive(self, "multi30k_upsample", "max_tokens_per_sentence")
+        self.substituted_names = tuple(self.substituted_names)
+        if self.name_substitutions < 0:
+            raise ConfigError(f"name_substitutions must be >= 0, got {self.name_substitutions!r}")
 
 
 @dataclass
@@ -58,6 +63,7 @@ class TrainConfig(JsonConfig):
     bf16: bool = False
     threads: int = 0  # torch threads; 0 = torch's default
     skip_nonfinite: bool = False  # skip an update with a non-finite loss instead of stopping
+    init_from: str = ""  # a model folder (config, weights, tokenizer) to start from instead of random weights
     device: str = "auto"  # "auto" (CUDA when available), "cuda" or "cpu"
     ddp_timeout_s: int = 600  # a collective waiting longer than this fails the run instead of hanging
 

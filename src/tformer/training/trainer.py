@@ -21,7 +21,7 @@ from tqdm import tqdm
 from tformer.data.batching import token_budget_batches
 from tformer.data.corpus import multi30k
 from tformer.decoding.greedy import greedy_search
-from tformer.errors import ModelFolderError, TformerError
+from tformer.errors import ConfigError, ModelFolderError, TformerError
 from tformer.evaluation.bleu import corpus_bleu
 from tformer.models import Seq2SeqTransformer, TransformerConfig
 from tformer.text.bpe import BPETokenizer
@@ -100,6 +100,8 @@ class Trainer:
 
     def _tokenizer(self, resume: bool) -> BPETokenizer:
         """The run's BPE: trained by rank 0 on the training corpus, then read by every rank."""
+        if self.dist.is_main and not (self.out / "tokenizer.json").is_file() and self.cfg.init_from:
+            BPETokenizer.from_pretrained(self.cfg.init_from).save_pretrained(self.out)  # continue with its BPE
         if self.dist.is_main and not (self.out / "tokenizer.json").is_file():
             corpus = training_corpus(self.recipe.data, self.cfg.seed)
             log(f"training BPE (vocab {self.recipe.tokenizer.vocab_size}) on {len(corpus)} pairs")
@@ -110,12 +112,24 @@ class Trainer:
         return BPETokenizer.from_pretrained(self.out)
 
     def _build_model(self) -> Seq2SeqTransformer:
+        if self.cfg.init_from:
+            return self._initial_model(Path(self.cfg.init_from))
         v = self.tokenizer.vocab_size
         fields = dict(src_vocab_size=v, tgt_vocab_size=v, pad_id=self.tokenizer.pad_id, bos_id=self.tokenizer.bos_id,
                       eos_id=self.tokenizer.eos_id, unk_id=self.tokenizer.unk_id)
         config = TransformerConfig(**{**self.recipe.model, **fields})
         model = Seq2SeqTransformer(config)
         log(f"model: {model.num_parameters() / 1e6:.2f}M parameters")
+        return model
+
+    def _initial_model(self, folder: Path) -> Seq2SeqTransformer:
+        """The model of ``init_from`` (a folder written by ``save_pretrained``), ready to train further."""
+        model = Seq2SeqTransformer.from_pretrained(folder).train()
+        loaded = model.config.to_dict()
+        differ = sorted(k for k, v in self.recipe.model.items() if loaded.get(k) != v)
+        if differ:
+            raise ConfigError(f"recipe [model] disagrees with {folder}/config.json on: {', '.join(differ)}")
+        log(f"model: {model.num_parameters() / 1e6:.2f}M parameters, initialised from {folder}")
         return model
 
     def _load_data(self) -> None:

@@ -1,0 +1,73 @@
+"""Name substitution: teach a translation model to copy names it has never seen.
+
+A name such as "Tom" is written the same way in German and English, and Tatoeba uses it in tens of thousands of
+pairs; but a model trained on them learns "Tom" as a word, not "copy whatever name stands here". Replacing the
+shared name by a freshly generated one in both sides of a pair ("Ich bin Tom." / "I'm Tom." becomes
+"Ich bin Zhavira." / "I'm Zhavira.") gives pairs whose only solution is to copy the subwords through.
+
+Generated names are built from syllables, so their subword segmentations vary widely. A set of real names kept
+for evaluation (``HELD_OUT_NAMES``) is never generated, so copy tests measure generalisation, not memory.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+ONSETS = ("", "", "b", "c", "ch", "d", "dh", "f", "g", "gh", "h", "j", "k", "kh", "l", "m", "n", "p", "ph",
+          "q", "r", "s", "sh", "t", "th", "v", "w", "x", "y", "z", "zh", "br", "kr", "pr", "st", "tr", "bh")
+VOWELS = ("a", "a", "e", "i", "i", "o", "u", "y", "aa", "ee", "ia", "ai", "ou", "ya", "iy", "au", "ey", "oo")
+CODAS = ("", "", "", "n", "m", "r", "sh", "l", "s", "k", "t", "th", "nd", "sh", "v", "j", "x", "h")
+
+# Real names from several languages, never produced by ``pseudo_name``: the names copy tests are made of.
+HELD_OUT_NAMES = frozenset({
+    "Piyush", "Anjali", "Kavya", "Rahul", "Priya", "Arjun", "Oluwaseun", "Chidi", "Ngozi", "Siobhan", "Aoife",
+    "Xiaoming", "Mei", "Hiroshi", "Yuki", "Dmitri", "Svetlana", "Mateo", "Lucia", "Fatima", "Omar", "Kwame",
+    "Ingrid", "Bjorn", "Tariq", "Zainab", "Nikhil", "Deepa", "Jurgen", "Renata", "Thabo", "Amara", "Keanu",
+})
+
+
+def pseudo_name(rng: random.Random) -> str:
+    """A capitalised, pronounceable made-up name of one to three syllables (never one of ``HELD_OUT_NAMES``)."""
+    while True:
+        syllables = rng.choice((1, 2, 2, 2, 3, 3))
+        name = "".join(rng.choice(ONSETS) + rng.choice(VOWELS) for _ in range(syllables)) + rng.choice(CODAS)
+        name = name.capitalize()
+        if len(name) >= 3 and name not in HELD_OUT_NAMES:
+            return name
+
+
+def shared_name_pairs(
+    src: list[str], tgt: list[str], names: tuple[str, ...]
+) -> list[tuple[int, str]]:
+    """(index, name) for pairs in which ``name`` occurs as a word equally often (and at least once) on both sides."""
+    patterns = {name: re.compile(rf"\b{re.escape(name)}\b") for name in names}
+    found = []
+    for i, (s, t) in enumerate(zip(src, tgt)):
+        for name, pattern in patterns.items():
+            n = len(pattern.findall(s))
+            if n and n == len(pattern.findall(t)):
+                found.append((i, name))
+                break
+    return found
+
+
+def substitute_names(
+    src: list[str], tgt: list[str], names: tuple[str, ...], count: int, seed: int
+) -> tuple[list[str], list[str]]:
+    """``count`` new pairs: seeded picks of pairs sharing a name, the name replaced by a generated one on both sides.
+
+    The same pair may be picked again (with another name) when ``count`` exceeds the pairs available.
+    """
+    candidates = shared_name_pairs(src, tgt, names)
+    if not candidates or count <= 0:
+        return [], []
+    rng = random.Random(seed)
+    new_src, new_tgt = [], []
+    for _ in range(count):
+        i, name = rng.choice(candidates)
+        fresh = pseudo_name(rng)
+        pattern = re.compile(rf"\b{re.escape(name)}\b")
+        new_src.append(pattern.sub(fresh, src[i]))
+        new_tgt.append(pattern.sub(fresh, tgt[i]))
+    return new_src, new_tgt

@@ -1,0 +1,34 @@
+import random
+import re
+
+from tformer.data.names import HELD_OUT_NAMES, pseudo_name, shared_name_pairs, substitute_names
+
+
+def test_pseudo_names_are_capitalised_letters_reproducible_and_never_held_out():
+    names = [pseudo_name(random.Random(7)) for _ in range(3)]
+    assert len(set(names)) == 1  # same seed, same name
+    rng = random.Random(0)
+    many = [pseudo_name(rng) for _ in range(5000)]
+    assert all(re.fullmatch(r"[A-Z][a-z]{2,}", n) for n in many)
+    assert not set(many) & HELD_OUT_NAMES
+    assert len(set(many)) > 3000  # varied enough to force copying rather than memorising
+
+
+def test_only_pairs_with_the_name_equally_often_on_both_sides_are_used():
+    src = ["Tom schläft.", "Tom und Tom.", "Maria lacht.", "Tomate", "Mary isst."]
+    tgt = ["Tom sleeps.", "Tom and Mary.", "Mary laughs.", "tomato", "Mary eats."]
+    assert shared_name_pairs(src, tgt, ("Tom", "Mary")) == [(0, "Tom"), (4, "Mary")]
+
+
+def test_substitution_replaces_the_name_on_both_sides_with_the_same_made_up_name():
+    src = ["Tom schläft, weil Tom müde ist.", "Ich bin Tom.", "Das ist gut."]
+    tgt = ["Tom sleeps because Tom is tired.", "I'm Tom.", "That's good."]
+    new_src, new_tgt = substitute_names(src, tgt, ("Tom",), 50, seed=3)
+    assert len(new_src) == len(new_tgt) == 50
+    for s, t in zip(new_src, new_tgt):
+        assert "Tom" not in s and "Tom" not in t
+        name = s.split()[-1].rstrip(".") if s.startswith("Ich") else s.split()[0]
+        assert s.count(name) == t.count(name) >= 1
+    assert substitute_names(src, tgt, ("Tom",), 50, seed=3) == (new_src, new_tgt)  # seeded
+    assert substitute_names(src, tgt, ("Tom",), 50, seed=4) != (new_src, new_tgt)
+    assert substitute_names(src, tgt, ("Anna",), 5, seed=3) == ([], [])
