@@ -94,3 +94,39 @@ def test_freezing_finished_rows_equals_restricting_them_to_eos():
     expected = log_probs.clone()
     restrict_to_eos(expected, finished, torch.zeros(5, dtype=torch.bool), eos_id=2)
     assert torch.equal(freeze_finished(log_probs, finished, eos_id=2), expected)
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_dropping_finished_sentences_from_the_batch_changes_no_result(beam, monkeypatch):
+    import tformer.decoding.beam as beam_module
+    import tformer.decoding.greedy as greedy_module
+
+    torch.manual_seed(3)
+    model = __import__("tformer").Seq2SeqTransformer(tiny_config()).eval()
+    with torch.no_grad():
+        model.output.bias[2] = 1.5  # EOS (id 2) likely enough that sentences end at many different steps
+    src = torch.randint(4, 37, (24, 9))
+
+    def run():
+        if beam == 1:
+            return [[h] for h in greedy_search(model, src)]
+        return beam_search(model, src, beam=beam, nbest=beam)
+
+    pruned_at = []
+    real_should_prune = greedy_module.should_prune
+
+    def counting(finished, rows):
+        pruned_at.append(real_should_prune(finished, rows))
+        return pruned_at[-1]
+
+    monkeypatch.setattr(greedy_module, "should_prune", counting)
+    monkeypatch.setattr(beam_module, "should_prune", counting)
+    pruned = run()
+    assert sum(pruned_at) >= 2  # the batch did shrink, more than once
+    monkeypatch.setattr(greedy_module, "should_prune", lambda finished, rows: False)
+    monkeypatch.setattr(beam_module, "should_prune", lambda finished, rows: False)
+    full = run()
+    assert len({len(h[0].tokens) for h in full}) >= 3  # sentences of different lengths
+    for p_hyps, f_hyps in zip(pruned, full):
+        assert [h.tokens for h in p_hyps] == [h.tokens for h in f_hyps]
+        assert [h.score for h in p_hyps] == pytest.approx([h.score for h in f_hyps], abs=1e-5)

@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from tformer import Seq2SeqTransformer, TransformerConfig
 from tformer.errors import ConfigError, ModelFolderError
@@ -148,3 +149,19 @@ def test_learns_to_reverse_sequences():
     with torch.no_grad():
         accuracy = (model(src, tgt_in).argmax(-1) == tgt_out).float().mean().item()
     assert accuracy >= 0.99
+
+
+def test_output_projection_inference_path_equals_the_training_path_and_follows_weight_updates():
+    from tformer.models.seq2seq import OutputProjection
+
+    proj = OutputProjection(16, 50)
+    hidden = torch.randn(3, 5, 16)
+    with torch.no_grad():
+        proj.bias.normal_()
+    training = proj(hidden)  # grad enabled: F.linear
+    with torch.inference_mode():
+        torch.testing.assert_close(proj(hidden), training, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        proj.weight.mul_(2.0)  # an in-place update (as an optimizer step does) must not leave a stale copy
+    with torch.inference_mode():
+        torch.testing.assert_close(proj(hidden), F.linear(hidden, proj.weight, proj.bias), atol=1e-5, rtol=1e-5)

@@ -7,10 +7,12 @@ are ranked by score / length ** length_penalty (length counts EOS).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
-from tformer.decoding.greedy import Hypothesis, max_output_length, restrict_to_eos
+from tformer.decoding.greedy import Hypothesis, max_output_length, restrict_to_eos, should_prune
 from tformer.models.seq2seq import Seq2SeqTransformer
 from tformer.nn.outputs import EncoderOutput
 
@@ -48,18 +50,21 @@ def beam_search(
     finished = torch.zeros(batch * k, dtype=torch.bool)
     scores = torch.full((batch, k), float("-inf"))
     scores[:, 0] = 0.0  # all beams start identical: expand only the first
-    rows = torch.arange(batch)[:, None] * k  # (batch, 1)
     first_limit, any_finished = int(limits.min()), False
+    out = BeamResults(tokens.clone(), step_lp.clone(), lengths.clone(), scores.view(-1).clone())
+    alive = torch.arange(batch)  # sentences still in the decoding batch, in its order
     for t in range(steps):
+        n = alive.numel()
+        rows = torch.arange(n)[:, None] * k  # (alive, 1) first row of each sentence
         step_input = tokens[:, t : t + 1].to(src.device)
         lp = model.output.log_probs(model.decode(step_input, encoded, cache).hidden[:, -1]).cpu()
-        if t >= first_limit:  # some row must end now
+        if t >= first_limit:  # some row may have to end now
             restrict_to_eos(lp, finished, (limits <= t) & ~finished, cfg.eos_id)
         elif any_finished:
             lp = freeze_finished(lp, finished, cfg.eos_id)
         vocab = lp.size(-1)
-        top_scores, top = (scores.reshape(-1, 1) + lp).view(batch, k * vocab).topk(k, dim=1)  # (batch, beam)
-        beam_index = (rows + top // vocab).view(-1)  # (batch * beam,) rows of the previous step
+        top_scores, top = (scores.reshape(-1, 1) + lp).view(n, k * vocab).topk(k, dim=1)  # (alive, beam)
+        beam_index = (rows + top // vocab).view(-1)  # (alive * beam,) rows of the previous step
         token = (top % vocab).view(-1)
         was_finished = finished[beam_index]
         tokens, step_lp, lengths = tokens[beam_index], step_lp[beam_index], lengths[beam_index]
@@ -69,11 +74,42 @@ def beam_search(
         finished = was_finished | token.eq(cfg.eos_id)
         scores = top_scores
         cache.reorder(beam_index.to(src.device))
-        num_finished = int(finished.sum())  # the step's one host sync
-        if num_finished == finished.numel():
+        sentence_done = finished.view(n, k).all(dim=1)  # (alive,) every hypothesis frozen: the result is final
+        n_done, n_finished = torch.stack((sentence_done.sum(), finished.sum())).tolist()  # the step's one host sync
+        if n_done == n:
             break
-        any_finished = num_finished > 0
-    return _collect(tokens, step_lp, lengths, scores.view(-1), batch, k, length_penalty, nbest)
+        any_finished = n_finished > 0
+        if should_prune(n_done, n):  # move finished sentences out, drop them from the batch and every cache
+            done, keep = sentence_done.nonzero()[:, 0], (~sentence_done).nonzero()[:, 0]
+            out.store(_rows(alive[done], k), _rows(done, k), tokens, step_lp, lengths, scores.view(-1))
+            keep_rows = _rows(keep, k)
+            tokens, step_lp, lengths = tokens[keep_rows], step_lp[keep_rows], lengths[keep_rows]
+            finished, limits, scores, alive = finished[keep_rows], limits[keep_rows], scores[keep], alive[keep]
+            encoded = encoded.select(keep_rows.to(src.device))
+            cache.select(keep_rows.to(src.device))
+    everything = torch.arange(alive.numel())
+    out.store(_rows(alive, k), _rows(everything, k), tokens, step_lp, lengths, scores.view(-1))
+    return _collect(out.tokens, out.step_lp, out.lengths, out.scores, batch, k, length_penalty, nbest)
+
+
+@dataclass
+class BeamResults:
+    """Full-batch buffers that finished sentences are copied into: (batch * beam, ...) as in the decoding batch."""
+
+    tokens: Tensor
+    step_lp: Tensor
+    lengths: Tensor
+    scores: Tensor
+
+    def store(self, to_rows: Tensor, from_rows: Tensor, tokens: Tensor, step_lp: Tensor, lengths: Tensor,
+              scores: Tensor) -> None:
+        self.tokens[to_rows], self.step_lp[to_rows] = tokens[from_rows], step_lp[from_rows]
+        self.lengths[to_rows], self.scores[to_rows] = lengths[from_rows], scores[from_rows]
+
+
+def _rows(sentences: Tensor, k: int) -> Tensor:
+    """The ``k`` consecutive rows of each sentence index: (sentences * k,)."""
+    return (sentences[:, None] * k + torch.arange(k)).view(-1)
 
 
 def freeze_finished(log_probs: Tensor, finished: Tensor, eos_id: int) -> Tensor:

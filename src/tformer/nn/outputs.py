@@ -26,6 +26,11 @@ class EncoderOutput:
     src_mask: Tensor  # (batch, src_len), True = real token
     self_weights: list[Tensor] = field(default_factory=list)  # per layer (batch, heads, src_len, src_len)
 
+    def select(self, index: Tensor) -> EncoderOutput:
+        """The rows named by ``index`` (batch',), e.g. the sentences still being decoded."""
+        return EncoderOutput(self.memory.index_select(0, index), self.src_mask.index_select(0, index),
+                             [w.index_select(0, index) for w in self.self_weights])
+
 
 @dataclass
 class DecoderOutput:
