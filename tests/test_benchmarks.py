@@ -45,3 +45,21 @@ def test_docs_block_is_replaced_and_the_rest_kept(tmp_path):
     assert text.startswith("# Title\n\nprose\n\n") and text.endswith("\n\nafter\n") and "old" not in text
     assert text.count(report.DOC_START) == 1 and "| translate greedy, batch 1 | tformer vs hf | 2.50x |" in text
     assert "2.00 ms/token" in text and "results/run.json" in text
+
+
+def test_training_step_case_runs_and_both_sides_start_from_the_same_function():
+    """Case 1 on two tiny real batches: it must run (it broke once unnoticed) and compare equal models."""
+    import pytest
+
+    pytest.importorskip("transformers")
+    from benchmarks import training_step
+    from tformer import Translator
+
+    translator = Translator.from_pretrained()
+    batches = training_step.real_batches(translator, count=2, max_tokens=150, pairs=200)
+    results = training_step.run_case(translator, batches, repeats=1, warmup=0)
+    assert set(results) == {"tformer", "hf"}
+    tokens = sum(training_step.target_tokens(b, translator.model.config.pad_id) for b in batches)
+    for result in results.values():
+        assert result.extra["max_abs_logit_difference"] < 1e-3  # same weights, same function
+        assert result.throughput > 0 and result.to_dict()["work"] == tokens
