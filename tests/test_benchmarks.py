@@ -52,8 +52,9 @@ def test_training_step_case_runs_and_both_sides_start_from_the_same_function():
     import pytest
 
     pytest.importorskip("transformers")
-    from benchmarks import training_step
     from tformer import Translator
+
+    from benchmarks import training_step
 
     translator = Translator.from_pretrained()
     batches = training_step.real_batches(translator, count=2, max_tokens=150, pairs=200)
