@@ -9,7 +9,10 @@ HELP = "Train a German->English translation Transformer from a recipe (TOML or J
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help=HELP, description=HELP + " Checkpoints, metrics.jsonl, curves.png and the "
-                       "final model folder (OUT/final) are written under --out.")
+                       "final model folder (OUT/final) are written under --out. A recipe with train.init_from "
+                       "continues from a model folder instead of random weights: the bundled model is "
+                       "recipes/multi30k_de_en.toml (to runs/multi30k-de-en), then "
+                       "recipes/multi30k_de_en_names.toml (to runs/multi30k-de-en-names).")
     p.add_argument("--config", required=True, help="recipe file, e.g. recipes/multi30k_de_en.toml")
     p.add_argument("--out", default="runs/multi30k-de-en", help="output folder (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue from the newest valid checkpoint in --out")
