@@ -35,11 +35,6 @@ def real_batches(translator: Translator, count: int, max_tokens: int, pairs: int
     return [collate([examples[i] for i in group], cfg.pad_id, cfg.bos_id, cfg.eos_id) for group in groups]
 
 
-def target_tokens(batch: Batch, pad_id: int) -> int:
-    """Target positions that count in the loss (EOS included, padding not)."""
-    return int(batch.tgt_out.ne(pad_id).sum())
-
-
 def step_function(
     logits_of: Callable[[Batch], Tensor], model: nn.Module, batches: list[Batch], pad_id: int
 ) -> Callable[[], object]:
@@ -52,7 +47,7 @@ def step_function(
         state["next"] += 1
         model.train()
         loss, _ = label_smoothed_nll_loss(logits_of(batch), batch.tgt_out, LABEL_SMOOTHING, pad_id)
-        (loss / target_tokens(batch, pad_id)).backward()
+        (loss / batch.num_target_tokens(pad_id)).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -81,7 +76,7 @@ def run_case(translator: Translator, batches: list[Batch], repeats: int, warmup:
     }
     # Each repeat runs every batch once, so every side's repeat does the same work.
     rounds = {name: _rounds(step, len(batches)) for name, step in sides.items()}
-    tokens = sum(target_tokens(b, cfg.pad_id) for b in batches)
+    tokens = sum(b.num_target_tokens(cfg.pad_id) for b in batches)
     results = measure(rounds, tokens, "target tokens", repeats, warmup)
     for result in results.values():
         result.extra.update(batches=len(batches), max_abs_logit_difference=difference)

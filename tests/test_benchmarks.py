@@ -60,7 +60,7 @@ def test_training_step_case_runs_and_both_sides_start_from_the_same_function():
     batches = training_step.real_batches(translator, count=2, max_tokens=150, pairs=200)
     results = training_step.run_case(translator, batches, repeats=1, warmup=0)
     assert set(results) == {"tformer", "hf"}
-    tokens = sum(training_step.target_tokens(b, translator.model.config.pad_id) for b in batches)
+    tokens = sum(b.num_target_tokens(translator.model.config.pad_id) for b in batches)
     for result in results.values():
         assert result.extra["max_abs_logit_difference"] < 1e-3  # same weights, same function
         assert result.throughput > 0 and result.to_dict()["work"] == tokens

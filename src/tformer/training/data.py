@@ -19,6 +19,10 @@ class Batch:
     tgt_in: Tensor  # (batch, tgt_len) BOS + ids, padded
     tgt_out: Tensor  # (batch, tgt_len) ids + EOS, padded
 
+    def num_target_tokens(self, pad_id: int) -> int:
+        """Target positions that count in the loss: every token and EOS, no padding."""
+        return int(self.tgt_out.ne(pad_id).sum())
+
 
 def training_corpus(cfg: DataConfig, seed: int) -> ParallelCorpus:
     """Multi30k train (repeated ``multi30k_upsample`` times), a seeded sample of Tatoeba train, and

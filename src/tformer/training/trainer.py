@@ -250,7 +250,7 @@ class Trainer:
             batch = collate([self.val_pairs[i] for i in indices], c.pad_id, c.bos_id, c.eos_id)
             logits = self.model(batch.src.to(self.dist.device), batch.tgt_in.to(self.dist.device))
             _, nll = label_smoothed_nll_loss(logits, batch.tgt_out.to(self.dist.device), 0.0, c.pad_id)
-            total, tokens = total + float(nll), tokens + int(batch.tgt_out.ne(c.pad_id).sum())
+            total, tokens = total + float(nll), tokens + batch.num_target_tokens(c.pad_id)
         total, tokens = self.dist.all_reduce_sum([total, float(tokens)])
         return total / tokens
 
