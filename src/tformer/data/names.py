@@ -11,6 +11,7 @@ for evaluation (``HELD_OUT_NAMES``) is never generated, so copy tests measure ge
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 
@@ -38,14 +39,20 @@ def pseudo_name(rng: random.Random) -> str:
             return name
 
 
+@functools.cache
+def word_pattern(name: str) -> re.Pattern[str]:
+    """``name`` as a whole word: "Tom" in "Tom's" and "(Tom)", not in "Tomate"."""
+    return re.compile(rf"\b{re.escape(name)}\b")
+
+
 def shared_name_pairs(
     src: list[str], tgt: list[str], names: tuple[str, ...]
 ) -> list[tuple[int, str]]:
     """(index, name) for pairs in which ``name`` occurs as a word equally often (and at least once) on both sides."""
-    patterns = {name: re.compile(rf"\b{re.escape(name)}\b") for name in names}
     found = []
     for i, (s, t) in enumerate(zip(src, tgt)):
-        for name, pattern in patterns.items():
+        for name in names:
+            pattern = word_pattern(name)
             n = len(pattern.findall(s))
             if n and n == len(pattern.findall(t)):
                 found.append((i, name))
@@ -60,15 +67,14 @@ def substitute_names(
 
     The same pair may be picked again (with another name) when ``count`` exceeds the pairs available.
     """
-    candidates = shared_name_pairs(src, tgt, names)
-    if not candidates or count <= 0:
+    candidates = shared_name_pairs(src, tgt, names) if count > 0 else []
+    if not candidates:
         return [], []
     rng = random.Random(seed)
     new_src, new_tgt = [], []
     for _ in range(count):
         i, name = rng.choice(candidates)
         fresh = pseudo_name(rng)
-        pattern = re.compile(rf"\b{re.escape(name)}\b")
-        new_src.append(pattern.sub(fresh, src[i]))
-        new_tgt.append(pattern.sub(fresh, tgt[i]))
+        new_src.append(word_pattern(name).sub(fresh, src[i]))
+        new_tgt.append(word_pattern(name).sub(fresh, tgt[i]))
     return new_src, new_tgt

@@ -31,16 +31,20 @@ def training_corpus(cfg: DataConfig, seed: int) -> ParallelCorpus:
     src, tgt = m30k.src * cfg.multi30k_upsample, m30k.tgt * cfg.multi30k_upsample
     if cfg.tatoeba_max_pairs or cfg.name_substitutions:
         tat = tatoeba("train", cfg.root or None)
-    if cfg.tatoeba_max_pairs:
-        ids = list(range(len(tat)))
-        if 0 < cfg.tatoeba_max_pairs < len(ids):
-            ids = sorted(random.Random(seed).sample(ids, cfg.tatoeba_max_pairs))
-        src += [tat.src[i] for i in ids]
-        tgt += [tat.tgt[i] for i in ids]
-    if cfg.name_substitutions:
+        ids = tatoeba_sample(len(tat), cfg.tatoeba_max_pairs, seed)
         new_src, new_tgt = substitute_names(tat.src, tat.tgt, cfg.substituted_names, cfg.name_substitutions, seed)
-        src, tgt = src + new_src, tgt + new_tgt
+        src += [tat.src[i] for i in ids] + new_src
+        tgt += [tat.tgt[i] for i in ids] + new_tgt
     return ParallelCorpus(src, tgt, "train")
+
+
+def tatoeba_sample(available: int, wanted: int, seed: int) -> list[int]:
+    """Sorted ids of a seeded sample of ``wanted`` Tatoeba pairs: 0 = none, -1 (or more than there are) = all."""
+    if wanted == 0:
+        return []
+    if 0 < wanted < available:
+        return sorted(random.Random(seed).sample(range(available), wanted))
+    return list(range(available))
 
 
 def encode_pairs(

@@ -4,6 +4,7 @@ periodic evaluation with sacreBLEU, atomic checkpoints and exact resume."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -19,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from tformer.data.batching import token_budget_batches
-from tformer.data.corpus import multi30k
+from tformer.data.corpus import ParallelCorpus, multi30k
 from tformer.decoding.greedy import greedy_search
 from tformer.errors import ConfigError, ModelFolderError, TformerError
 from tformer.evaluation.bleu import corpus_bleu
@@ -100,14 +101,15 @@ class Trainer:
 
     def _tokenizer(self, resume: bool) -> BPETokenizer:
         """The run's BPE: trained by rank 0 on the training corpus, then read by every rank."""
-        if self.dist.is_main and not (self.out / "tokenizer.json").is_file() and self.cfg.init_from:
-            BPETokenizer.from_pretrained(self.cfg.init_from).save_pretrained(self.out)  # continue with its BPE
         if self.dist.is_main and not (self.out / "tokenizer.json").is_file():
-            corpus = training_corpus(self.recipe.data, self.cfg.seed)
-            log(f"training BPE (vocab {self.recipe.tokenizer.vocab_size}) on {len(corpus)} pairs")
-            tok = BPETokenizer.train(corpus.src + corpus.tgt, self.recipe.tokenizer.vocab_size,
-                                     self.recipe.tokenizer.min_frequency)
-            tok.save_pretrained(self.out)
+            if self.cfg.init_from:  # continue with the BPE of the model we start from
+                BPETokenizer.from_pretrained(self.cfg.init_from).save_pretrained(self.out)
+            else:
+                corpus = self.corpus
+                log(f"training BPE (vocab {self.recipe.tokenizer.vocab_size}) on {len(corpus)} pairs")
+                tok = BPETokenizer.train(corpus.src + corpus.tgt, self.recipe.tokenizer.vocab_size,
+                                         self.recipe.tokenizer.min_frequency)
+                tok.save_pretrained(self.out)
         self.dist.barrier()
         return BPETokenizer.from_pretrained(self.out)
 
@@ -132,8 +134,13 @@ class Trainer:
         log(f"model: {model.num_parameters() / 1e6:.2f}M parameters, initialised from {folder}")
         return model
 
+    @functools.cached_property
+    def corpus(self) -> ParallelCorpus:
+        """The recipe's training pairs, read once (the BPE and the training examples both need them)."""
+        return training_corpus(self.recipe.data, self.cfg.seed)
+
     def _load_data(self) -> None:
-        corpus = training_corpus(self.recipe.data, self.cfg.seed)
+        corpus = self.corpus
         limit = self.recipe.data.max_tokens_per_sentence
         src_ids = self.tokenizer.encode_batch(corpus.src)
         tgt_ids = self.tokenizer.encode_batch(corpus.tgt)
