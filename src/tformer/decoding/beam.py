@@ -1,8 +1,9 @@
 """Beam search, batched and vectorised: every sentence keeps ``beam`` hypotheses in consecutive rows.
 
 A hypothesis that emits EOS is frozen: its only continuation is EOS again at log-probability 0, so its score
-stays fixed and it keeps competing for a place in the beam. Decoding ends when every row is frozen. Hypotheses
-are ranked by score / length ** length_penalty (length counts EOS).
+stays fixed and it keeps competing for a place in the beam. A sentence whose hypotheses are all frozen is final;
+once an eighth of the batch is final, those sentences leave the batch and the caches (``should_prune``). Decoding
+ends when every sentence is final. Hypotheses are ranked by score / length ** length_penalty (length counts EOS).
 """
 
 from __future__ import annotations
@@ -53,9 +54,8 @@ def beam_search(
     first_limit, any_finished = int(limits.min()), False
     out = BeamResults(tokens.clone(), step_lp.clone(), lengths.clone(), scores.view(-1).clone())
     alive = torch.arange(batch)  # sentences still in the decoding batch, in its order
+    n, rows = batch, torch.arange(batch)[:, None] * k  # sentences in the batch; (n, 1) first row of each
     for t in range(steps):
-        n = alive.numel()
-        rows = torch.arange(n)[:, None] * k  # (alive, 1) first row of each sentence
         step_input = tokens[:, t : t + 1].to(src.device)
         lp = model.output.log_probs(model.decode(step_input, encoded, cache).hidden[:, -1]).cpu()
         if t >= first_limit:  # some row may have to end now
@@ -87,8 +87,8 @@ def beam_search(
             finished, limits, scores, alive = finished[keep_rows], limits[keep_rows], scores[keep], alive[keep]
             encoded = encoded.select(keep_rows.to(src.device))
             cache.select(keep_rows.to(src.device))
-    everything = torch.arange(alive.numel())
-    out.store(_rows(alive, k), _rows(everything, k), tokens, step_lp, lengths, scores.view(-1))
+            n, rows = alive.numel(), torch.arange(alive.numel())[:, None] * k
+    out.store(_rows(alive, k), _rows(torch.arange(n), k), tokens, step_lp, lengths, scores.view(-1))
     return _collect(out.tokens, out.step_lp, out.lengths, out.scores, batch, k, length_penalty, nbest)
 
 

@@ -32,6 +32,8 @@ class OutputProjection(nn.Module):
         super().__init__()
         self.weight = weight if weight is not None else nn.Parameter(torch.randn(vocab_size, d_model) * d_model**-0.5)
         self.bias = nn.Parameter(torch.zeros(vocab_size))
+        self._weight_t: Tensor | None = None  # inference copy, see _transposed_weight
+        self._weight_key: tuple[int, int] | None = None  # (data_ptr, version) of the weight it was made from
 
     def forward(self, hidden: Tensor) -> Tensor:
         """hidden (batch, tgt_len, d_model) -> logits (batch, tgt_len, vocab)."""
@@ -44,10 +46,8 @@ class OutputProjection(nn.Module):
         """(d_model, vocab) contiguous copy of the weight, made again whenever the weight changes. On CPU the
         product with this layout is up to 1.6x faster for the few rows of a decoding step."""
         key = (self.weight.data_ptr(), self.weight._version)
-        if getattr(self, "_cache_key", None) != key:
-            with torch.no_grad():
-                self._weight_t = self.weight.detach().t().contiguous()
-            self._cache_key = key
+        if self._weight_t is None or self._weight_key != key:
+            self._weight_t, self._weight_key = self.weight.detach().t().contiguous(), key
         return self._weight_t
 
     def log_probs(self, hidden: Tensor) -> Tensor:
