@@ -36,9 +36,12 @@ def real_batches(translator: Translator, count: int, max_tokens: int, pairs: int
 
 
 def step_function(
-    logits_of: Callable[[Batch], Tensor], model: nn.Module, batches: list[Batch], pad_id: int
+    logits_of: Callable[[Batch], tuple[Tensor, Tensor]], model: nn.Module, batches: list[Batch], pad_id: int
 ) -> Callable[[], object]:
-    """One optimiser update per call, cycling through ``batches`` (both sides see the same sequence)."""
+    """One optimiser update per call, cycling through ``batches`` (both sides see the same sequence).
+
+    ``logits_of(batch)`` returns logits and the targets they predict: each side computes them its own way.
+    """
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.98))
     state = {"next": 0}
 
@@ -46,7 +49,8 @@ def step_function(
         batch = batches[state["next"] % len(batches)]
         state["next"] += 1
         model.train()
-        loss, _ = label_smoothed_nll_loss(logits_of(batch), batch.tgt_out, LABEL_SMOOTHING, pad_id)
+        logits, target = logits_of(batch)
+        loss, _ = label_smoothed_nll_loss(logits, target, LABEL_SMOOTHING, pad_id)
         (loss / batch.num_target_tokens(pad_id)).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -66,12 +70,18 @@ def run_case(translator: Translator, batches: list[Batch], repeats: int, warmup:
                       - theirs.eval()(input_ids=check.src, attention_mask=check.src.ne(cfg.pad_id),
                                       decoder_input_ids=check.tgt_in).logits).abs().max().item()
 
-    def hf_logits(batch: Batch) -> Tensor:
+    def hf_logits(batch: Batch) -> tuple[Tensor, Tensor]:
+        # What MarianMTModel does when given labels: logits at every target position, padding included.
         return theirs(input_ids=batch.src, attention_mask=batch.src.ne(cfg.pad_id), decoder_input_ids=batch.tgt_in,
-                      use_cache=False).logits
+                      use_cache=False).logits, batch.tgt_out
+
+    def tformer_logits(batch: Batch) -> tuple[Tensor, Tensor]:
+        # As tformer's trainer: logits only at non-pad target positions.
+        keep = batch.tgt_out.ne(cfg.pad_id)
+        return ours(batch.src, batch.tgt_in, keep), batch.tgt_out[keep]
 
     sides = {
-        "tformer": step_function(lambda b: ours(b.src, b.tgt_in), ours, batches, cfg.pad_id),
+        "tformer": step_function(tformer_logits, ours, batches, cfg.pad_id),
         "hf": step_function(hf_logits, theirs, batches, cfg.pad_id),
     }
     # Each repeat runs every batch once, so every side's repeat does the same work.

@@ -28,6 +28,29 @@ def test_label_smoothing_ignores_padding_and_matches_its_definition():
     torch.testing.assert_close(loss, 0.9 * expected_nll + 0.1 * uniform)
 
 
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])
+def test_one_log_softmax_loss_equals_two_cross_entropies_in_value_and_gradient(smoothing):
+    # What the loss replaced: F.cross_entropy with label smoothing, and again without it for the NLL.
+    torch.manual_seed(0)
+    logits = torch.randn(3, 5, 11, requires_grad=True)
+    target = torch.randint(0, 11, (3, 5))
+    target[0, 3:] = 2  # padding, with a pad id that is not 0
+    loss, nll = label_smoothed_nll_loss(logits, target, smoothing, pad_id=2)
+    (grad,) = torch.autograd.grad(loss, logits)
+    flat, flat_target = logits.reshape(-1, 11), target.reshape(-1)
+    expected = torch.nn.functional.cross_entropy(flat, flat_target, ignore_index=2, label_smoothing=smoothing,
+                                                 reduction="sum")
+    (expected_grad,) = torch.autograd.grad(expected, logits)
+    expected_nll = torch.nn.functional.cross_entropy(flat, flat_target, ignore_index=2, reduction="sum")
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(nll, expected_nll.detach())
+    torch.testing.assert_close(grad, expected_grad)
+    assert not nll.requires_grad
+    # Flattened (tokens, vocab) logits give the same sums.
+    flat_loss, _ = label_smoothed_nll_loss(flat, flat_target, smoothing, pad_id=2)
+    torch.testing.assert_close(flat_loss, loss)
+
+
 def test_recipe_file_parses_and_rejects_bad_fields(tmp_path):
     recipe = Recipe.from_file("recipes/multi30k_de_en.toml")
     assert recipe.train.label_smoothing == 0.1 and recipe.tokenizer.vocab_size >= 4000

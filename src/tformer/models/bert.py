@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from tformer.errors import ConfigError
 from tformer.models.config import JsonConfig, require_positive, require_probability
 from tformer.nn import Encoder, EncoderLayer, PositionalEncoding, TokenEmbedding
+from tformer.nn.dropout import Dropout
 from tformer.nn.embedding import check_token_ids
 from tformer.nn.feedforward import ACTIVATIONS
 
@@ -80,7 +81,7 @@ class BertEmbeddings(nn.Module):
         self.positions = PositionalEncoding(c.d_model, c.max_len, dropout=0.0, learned=True)
         self.segments = nn.Embedding(c.num_segments, c.d_model)
         self.norm = nn.LayerNorm(c.d_model, eps=c.norm_eps)
-        self.dropout = nn.Dropout(c.dropout)
+        self.dropout = Dropout(c.dropout)
 
     def forward(self, input_ids: Tensor, token_type_ids: Tensor) -> Tensor:
         """input_ids, token_type_ids: (batch, seq) -> (batch, seq, d_model)."""
@@ -173,7 +174,7 @@ class BertForSequenceClassification(nn.Module):
         self.config = config
         self.bert = BertModel(config)
         p = config.dropout if config.classifier_dropout is None else config.classifier_dropout
-        self.dropout = nn.Dropout(p)
+        self.dropout = Dropout(p)
         self.classifier = nn.Linear(config.d_model, len(config.labels))
         init_bert_weights(self.classifier, config.init_std)
 

@@ -21,6 +21,7 @@ from tformer.nn import (
     TokenEmbedding,
     padding_mask,
 )
+from tformer.nn.linear import TransposedWeight, transposed_linear, use_transposed
 from tformer.nn.outputs import DecoderOutput, EncoderOutput
 from tformer.nn.quantized import Int8Linear, quantize_linear_layers
 
@@ -32,23 +33,15 @@ class OutputProjection(nn.Module):
         super().__init__()
         self.weight = weight if weight is not None else nn.Parameter(torch.randn(vocab_size, d_model) * d_model**-0.5)
         self.bias = nn.Parameter(torch.zeros(vocab_size))
-        self._weight_t: Tensor | None = None  # inference copy, see _transposed_weight
-        self._weight_key: tuple[int, int] | None = None  # (data_ptr, version) of the weight it was made from
+        self.transposed = TransposedWeight()  # inference copy; see tformer.nn.linear
 
     def forward(self, hidden: Tensor) -> Tensor:
-        """hidden (batch, tgt_len, d_model) -> logits (batch, tgt_len, vocab)."""
-        if torch.is_grad_enabled() or hidden.device.type != "cpu":
-            return F.linear(hidden, self.weight, self.bias)
-        flat = torch.addmm(self.bias, hidden.reshape(-1, hidden.size(-1)), self._transposed_weight())
-        return flat.view(*hidden.shape[:-1], -1)
-
-    def _transposed_weight(self) -> Tensor:
-        """(d_model, vocab) contiguous copy of the weight, made again whenever the weight changes. On CPU the
-        product with this layout is up to 1.6x faster for the few rows of a decoding step."""
-        key = (self.weight.data_ptr(), self.weight._version)
-        if self._weight_t is None or self._weight_key != key:
-            self._weight_t, self._weight_key = self.weight.detach().t().contiguous(), key
-        return self._weight_t
+        """hidden (..., d_model) -> logits (..., vocab)."""
+        vocab, d_model = self.weight.shape
+        # The (d_model, vocab) copy pays at every row count here: measured 2.7x at one row, 1.15x at 128.
+        if use_transposed(hidden, d_model, vocab, max_rows=None):
+            return transposed_linear(hidden, self.transposed(self.weight), self.bias)
+        return F.linear(hidden, self.weight, self.bias)
 
     def log_probs(self, hidden: Tensor) -> Tensor:
         return torch.log_softmax(self.forward(hidden).float(), dim=-1)
@@ -97,15 +90,21 @@ class Seq2SeqTransformer(nn.Module):
         x = self.positions(self.tgt_embed(tgt), offset=offset)
         return self.decoder(x, encoded.memory, encoded.src_mask, cache, need_weights)
 
-    def forward(self, src: Tensor, tgt: Tensor) -> Tensor:
+    def forward(self, src: Tensor, tgt: Tensor, keep: Tensor | None = None) -> Tensor:
         """Teacher-forced logits.
 
         Shapes:
             src: (batch, src_len); tgt: (batch, tgt_len), starting with BOS. Padding is ``config.pad_id``.
+            keep: optional boolean (batch, tgt_len): compute logits only at these positions. Training passes the
+                non-pad target positions, so no vocabulary projection or softmax is spent on padding.
         Returns:
-            logits (batch, tgt_len, tgt_vocab_size).
+            logits (batch, tgt_len, tgt_vocab_size); with ``keep``, (tokens, tgt_vocab_size) in the row-major order
+            of ``keep``'s True entries, matching ``target[keep]``.
         """
-        return self.output(self.decode(tgt, self.encode(src)).hidden)
+        hidden = self.decode(tgt, self.encode(src)).hidden  # (batch, tgt_len, d_model)
+        if keep is not None:
+            hidden = hidden[keep]  # (tokens, d_model)
+        return self.output(hidden)
 
     def state_dict_untied(self) -> dict[str, Tensor]:
         """The state dict with aliases of tied weights removed (safetensors stores each tensor once)."""

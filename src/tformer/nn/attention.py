@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tformer.nn.cache import AttentionCache
+from tformer.nn.linear import Linear
 from tformer.nn.masks import causal_mask, combine_masks
 from tformer.nn.outputs import AttentionOutput
 
@@ -83,8 +84,8 @@ class MultiHeadAttention(nn.Module):
         self.num_heads = num_heads
         self.head_dim = d_model // num_heads
         self.dropout = dropout
-        self.in_proj = nn.Linear(d_model, 3 * d_model, bias=bias)
-        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.in_proj = Linear(d_model, 3 * d_model, bias=bias)
+        self.out_proj = Linear(d_model, d_model, bias=bias)
         nn.init.xavier_uniform_(self.in_proj.weight)
         if bias:
             nn.init.zeros_(self.in_proj.bias)
@@ -144,6 +145,8 @@ class MultiHeadAttention(nn.Module):
     def _in_proj_rows(self, x: Tensor, rows: slice) -> Tensor:
         """x times some rows of the fused projection: the queries' (``:d``) or the keys' and values' (``d:``)."""
         proj = self.in_proj
+        if isinstance(proj, Linear):
+            return proj.rows(x, rows)
         if isinstance(proj, nn.Linear):
             return F.linear(x, proj.weight[rows], None if proj.bias is None else proj.bias[rows])
         return proj(x, rows)  # an int8 projection (tformer.nn.quantized) packs these row blocks separately

@@ -6,6 +6,9 @@ from functools import partial
 
 from torch import Tensor, nn
 
+from tformer.nn.dropout import Dropout
+from tformer.nn.linear import Linear
+
 # "gelu" is the exact (erf) GELU; "gelu_tanh" its tanh approximation, which some BERT checkpoints were trained with.
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "gelu_tanh": partial(nn.GELU, approximate="tanh")}
 
@@ -15,10 +18,10 @@ class FeedForward(nn.Module):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        self.linear1 = nn.Linear(d_model, d_ff)
+        self.linear1 = Linear(d_model, d_ff)
         self.activation = ACTIVATIONS[activation]()
-        self.dropout = nn.Dropout(dropout)
-        self.linear2 = nn.Linear(d_ff, d_model)
+        self.dropout = Dropout(dropout)
+        self.linear2 = Linear(d_ff, d_model)
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (batch, len, d_model) -> (batch, len, d_model)."""

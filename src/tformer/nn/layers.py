@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from tformer.nn.attention import MultiHeadAttention
 from tformer.nn.cache import AttentionCache
+from tformer.nn.dropout import Dropout
 from tformer.nn.feedforward import FeedForward
 from tformer.nn.outputs import AttentionOutput, LayerOutput
 
@@ -22,7 +23,7 @@ class AddNorm(nn.Module):
     def __init__(self, d_model: int, dropout: float, norm_first: bool, eps: float = 1e-5) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(d_model, eps=eps)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.norm_first = norm_first
 
     def forward(self, x: Tensor, sublayer: Callable[[Tensor], Tensor]) -> Tensor:

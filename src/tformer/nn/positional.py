@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from tformer.nn.dropout import Dropout
+
 
 def sinusoidal_positional_encoding(max_len: int, d_model: int) -> Tensor:
     """The table PE(pos, 2i) = sin(pos / 10000^(2i/d_model)), PE(pos, 2i+1) = cos(same angle).
@@ -37,7 +39,7 @@ class PositionalEncoding(nn.Module):
             self.table = nn.Parameter(torch.randn(max_len, d_model) * d_model**-0.5)
         else:
             self.register_buffer("table", sinusoidal_positional_encoding(max_len, d_model), persistent=False)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor, offset: int = 0) -> Tensor:
         """x: (batch, len, d_model) -> (batch, len, d_model)."""
