@@ -2,28 +2,36 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tformer.nn.linear import MAX_ROWS, Linear, TransposedWeight, use_transposed
+from tformer.nn.linear import WEIGHT_FIRST_ROWS, Linear, TransposedWeight, fast_linear, product_form
 
 
 @pytest.mark.parametrize("shape", [(256, 768), (64, 64), (96, 32)])  # (in, out): widening, square, narrowing
-@pytest.mark.parametrize("rows", [1, 4, MAX_ROWS, MAX_ROWS + 1, 100])
+@pytest.mark.parametrize("rows", [1, 2, 4, WEIGHT_FIRST_ROWS[1], WEIGHT_FIRST_ROWS[1] + 1, 100])
 @pytest.mark.parametrize("bias", [True, False])
 def test_inference_equals_the_plain_product_at_every_row_count(shape, rows, bias):
     torch.manual_seed(0)
     layer = Linear(*shape, bias=bias)
-    x = torch.randn(rows, 3, shape[0])[: max(rows // 3, 1)]  # (rows', 3, in), a view
+    x = torch.randn(rows, shape[0])
+    strided = torch.randn(rows, 2 * shape[0])[:, ::2]  # not contiguous
     with torch.inference_mode():
-        torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
+        for inputs in (x, x.view(1, rows, -1), strided):
+            expected = F.linear(inputs, layer.weight, layer.bias)
+            torch.testing.assert_close(layer(inputs), expected, rtol=1e-5, atol=1e-5)
+            assert layer(inputs).shape == expected.shape and layer(inputs).is_contiguous()
+        # The same through the cache-less path a row block uses.
+        plain = F.linear(x, layer.weight, layer.bias)
+        torch.testing.assert_close(fast_linear(x, layer.weight, layer.bias, None), plain, rtol=1e-5, atol=1e-5)
 
 
-def test_path_choice_follows_the_measured_rule():
-    x = torch.randn(4, 256)
+def test_form_choice_follows_the_measured_rule():
     with torch.inference_mode():
-        assert use_transposed(x, 256, 768) and use_transposed(x, 256, 256)
-        assert not use_transposed(x, 1024, 256)  # narrowing: the plain product is faster
-        assert not use_transposed(torch.randn(MAX_ROWS + 1, 256), 256, 768)
-        assert use_transposed(torch.randn(500, 256), 256, 8000, max_rows=None)
-    assert not use_transposed(x, 256, 768)  # gradients on: training never uses the copy
+        assert product_form(torch.randn(1, 256), 256, 768) == "transposed"
+        assert product_form(torch.randn(1, 1024), 1024, 256) == "plain"  # narrowing, one row
+        assert product_form(torch.randn(4, 256), 256, 768) == "weight_first"
+        assert product_form(torch.randn(2, 16, 1024), 1024, 256) == "weight_first"  # 32 rows
+        assert product_form(torch.randn(128, 256), 256, 8000) == "transposed"
+        assert product_form(torch.randn(128, 1024), 1024, 256) == "plain"
+    assert product_form(torch.randn(4, 256), 256, 768) == "plain"  # gradients on: training never changes form
 
 
 def test_copy_is_remade_after_an_optimiser_step_and_after_loading_weights():

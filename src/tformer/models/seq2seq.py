@@ -21,7 +21,7 @@ from tformer.nn import (
     TokenEmbedding,
     padding_mask,
 )
-from tformer.nn.linear import TransposedWeight, transposed_linear, use_transposed
+from tformer.nn.linear import TransposedWeight, fast_linear
 from tformer.nn.outputs import DecoderOutput, EncoderOutput
 from tformer.nn.quantized import Int8Linear, quantize_linear_layers
 
@@ -37,11 +37,7 @@ class OutputProjection(nn.Module):
 
     def forward(self, hidden: Tensor) -> Tensor:
         """hidden (..., d_model) -> logits (..., vocab)."""
-        vocab, d_model = self.weight.shape
-        # The (d_model, vocab) copy pays at every row count here: measured 2.7x at one row, 1.15x at 128.
-        if use_transposed(hidden, d_model, vocab, max_rows=None):
-            return transposed_linear(hidden, self.transposed(self.weight), self.bias)
-        return F.linear(hidden, self.weight, self.bias)
+        return fast_linear(hidden, self.weight, self.bias, self.transposed)
 
     def log_probs(self, hidden: Tensor) -> Tensor:
         return torch.log_softmax(self.forward(hidden).float(), dim=-1)

@@ -1,14 +1,29 @@
-"""A linear layer whose CPU inference reads its weight in the layout that is fastest for few rows.
+"""A linear layer whose CPU inference picks, by the number of input rows, the fastest way to run the product.
 
-``nn.Linear`` keeps its weight as (out_features, in_features) and computes x · Wᵀ. On CPU, with few input rows (a
-decoding step: one row per sentence or beam), PyTorch's matrix product is much faster when the weight is stored
-(in_features, out_features) and the layer is not narrowing. Measured on this project's benchmark machine (2 threads,
-weights not in cache), one row: 256 -> 768 2.3x, 256 -> 1024 3.3x, 256 -> 8000 2.7x faster; 1024 -> 256 1.7x
-*slower*, so narrowing layers keep the plain product; at 32 rows the gain is 1.05-1.25x, at 128 rows none.
+``nn.Linear`` keeps its weight W as (out_features, in_features) and computes x · Wᵀ. On CPU with few input rows
+(a decoding step has one row per sentence or beam) PyTorch's matrix product is far from its best in that form.
+The same values come faster from two other forms:
 
-:class:`TransposedWeight` holds that copy and makes it again whenever the weight changes (its storage or version
-counter), so an optimiser step or ``load_state_dict`` never leaves it stale. Training (gradients on) and other
-devices always use the plain product.
+- one row, layer not narrowing: x · Wt with Wt a cached contiguous (in, out) copy of the weight;
+- 2 to 32 rows: (W · xᵀ)ᵀ, the weight in its own layout as the left operand (the result is made contiguous);
+- more rows: x · Wt for layers that are not narrowing, the plain ``F.linear`` for narrowing ones.
+
+Measured on this project's benchmark machine (2 threads, 20-30 different weights in turn so none stays in cache;
+microseconds for x · Wt / (W · xᵀ)ᵀ / ``F.linear``):
+
+==================  ============  ============  ============  ==============
+(in -> out)         1 row         4 rows        32 rows       128 rows
+==================  ============  ============  ============  ==============
+256 -> 8000         360/1065/1034 1089/431/1734 1957/1879/2626 4669/7208/5257
+256 -> 1024         65/133/131    173/58/198    292/285/341   669/683/705
+256 -> 768          44/92/100     96/40/151     209/166/234   475/519/502
+1024 -> 256         124/75/73     119/80/135    215/173/223   483/461/477
+384 -> 1536 (BERT)  130/255/257   298/109/365   467/433/452   1046/1166/1573
+==================  ============  ============  ============  ==============
+
+:class:`TransposedWeight` holds the copy and makes it again whenever the weight changes (its storage or version
+counter), so an optimiser step or ``load_state_dict`` never leaves it stale. With gradients on (training) or on
+other devices the plain ``F.linear`` always runs.
 """
 
 from __future__ import annotations
@@ -17,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-MAX_ROWS = 32  # above this many input rows the layouts run at the same speed
+WEIGHT_FIRST_ROWS = (2, 32)  # row counts (inclusive) where (W · xᵀ)ᵀ is the fastest form
 
 
 class TransposedWeight:
@@ -36,33 +51,47 @@ class TransposedWeight:
         return made[1]
 
 
-def use_transposed(x: Tensor, in_features: int, out_features: int, max_rows: int | None = MAX_ROWS) -> bool:
-    """Whether a product of ``x`` (..., in_features) with a weight is faster from the transposed copy."""
-    if x.device.type != "cpu" or torch.is_grad_enabled() or out_features < in_features:
-        return False
-    return max_rows is None or x.numel() <= max_rows * in_features
+def product_form(x: Tensor, in_features: int, out_features: int) -> str:
+    """Which form computes ``x`` (..., in_features) times the weight fastest: "plain" (``F.linear``),
+    "weight_first" ((W · xᵀ)ᵀ) or "transposed" (x · Wt, needs the cached copy)."""
+    if x.device.type != "cpu" or torch.is_grad_enabled() or x.numel() == 0:
+        return "plain"
+    rows = x.numel() // in_features
+    low, high = WEIGHT_FIRST_ROWS
+    if low <= rows <= high:
+        return "weight_first"
+    return "transposed" if out_features >= in_features else "plain"
 
 
-def transposed_linear(x: Tensor, weight_t: Tensor, bias: Tensor | None) -> Tensor:
-    """x (..., in) times weight_t (in, out) plus bias -> (..., out); the same values as ``F.linear``."""
-    flat = x.reshape(-1, x.size(-1))  # (rows, in)
-    out = torch.mm(flat, weight_t) if bias is None else torch.addmm(bias, flat, weight_t)
-    return out.view(*x.shape[:-1], weight_t.size(1))
+def fast_linear(x: Tensor, weight: Tensor, bias: Tensor | None, transposed: TransposedWeight | None) -> Tensor:
+    """``F.linear(x, weight, bias)``: x (..., in), weight (out, in) -> (..., out), by the fastest form (see the
+    module docstring). Without a ``transposed`` cache the "transposed" form falls back to the plain one."""
+    out_features, in_features = weight.shape
+    form = product_form(x, in_features, out_features)
+    if form == "plain" or (form == "transposed" and transposed is None):
+        return F.linear(x, weight, bias)
+    flat = x.reshape(-1, in_features)  # (rows, in)
+    if form == "weight_first":
+        out_t = torch.mm(weight, flat.t()) if bias is None else torch.addmm(bias[:, None], weight, flat.t())
+        out = out_t.t().contiguous()  # (rows, out)
+    else:
+        assert transposed is not None
+        weight_t = transposed(weight)  # (in, out)
+        out = torch.mm(flat, weight_t) if bias is None else torch.addmm(bias, flat, weight_t)
+    return out.view(*x.shape[:-1], out_features)
 
 
 class Linear(nn.Linear):
-    """``torch.nn.Linear`` (same parameters, same state dict) with the faster few-row CPU inference path."""
+    """``torch.nn.Linear`` (same parameters, same state dict) with the faster CPU inference of ``fast_linear``."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__(in_features, out_features, bias)
         self.transposed = TransposedWeight()
 
     def forward(self, x: Tensor) -> Tensor:
-        if use_transposed(x, self.in_features, self.out_features):
-            return transposed_linear(x, self.transposed(self.weight), self.bias)
-        return F.linear(x, self.weight, self.bias)
+        return fast_linear(x, self.weight, self.bias, self.transposed)
 
     def rows(self, x: Tensor, rows: slice) -> Tensor:
         """x times the output rows ``rows`` of the weight only (e.g. the query block of a fused Q/K/V layer).
-        Always the plain product: a column block of the transposed copy measured no faster."""
-        return F.linear(x, self.weight[rows], None if self.bias is None else self.bias[rows])
+        The row block of a row-major weight is itself contiguous, so every form but the cached copy applies."""
+        return fast_linear(x, self.weight[rows], None if self.bias is None else self.bias[rows], None)
