@@ -116,13 +116,19 @@ def _status_kb(key: str) -> float:
 
 
 def measure(
-    sides: dict[str, Callable[[], object]], work: dict[str, float] | float, unit: str, repeats: int, warmup: int
+    sides: dict[str, Callable[[], object]],
+    work: dict[str, float] | float,
+    unit: str,
+    repeats: int,
+    warmup: int,
+    peaks: dict[str, Callable[[], tuple[float, float]]] | None = None,
 ) -> dict[str, SideResult]:
-    """Interleaved timing plus one peak-memory run per side."""
+    """Interleaved timing plus one peak-memory run per side; ``peaks`` names sides that measure their own
+    (a side in a child process: see ``benchmarks.isolated``)."""
     seconds = interleaved(sides, repeats, warmup)
     results = {}
     for name, run in sides.items():
         amount = work[name] if isinstance(work, dict) else work
-        peak, growth = peak_memory(run)
+        peak, growth = peaks[name]() if peaks and name in peaks else peak_memory(run)
         results[name] = SideResult(name, seconds[name], amount, unit, peak_rss_mb=peak, rss_growth_mb=growth)
     return results

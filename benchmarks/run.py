@@ -138,6 +138,7 @@ def translation_cases(args: argparse.Namespace, record: dict) -> None:
             search = "greedy" if beam == 1 else f"beam {beam}"
             add_case(record, f"translate {search}, batch {batch_size}",
                      dict(beam=beam, batch_size=batch_size, sentences=count), results)
+    engines.close()
 
 
 def bert_cases(args: argparse.Namespace, record: dict) -> None:

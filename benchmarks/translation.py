@@ -8,6 +8,7 @@ the tformer model (``tformer.interop``), so all float32 sides compute the same f
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import tempfile
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from tformer.interop.marian import export_marian
 from tformer.models.seq2seq import quantize_int8
 
 from benchmarks.harness import SideResult, measure
+from benchmarks.isolated import ChildSide
 
 Side = Callable[[Sequence[str], int, int], list[list[int]]]  # (texts, beam, batch_size) -> token ids per text
 
@@ -33,6 +35,12 @@ class Engines:
 
     sides: dict[str, Side]
     translator: Translator
+
+    def close(self) -> None:
+        """Stop the child processes of sides that run in one."""
+        for side in self.sides.values():
+            if isinstance(side, ChildSide):
+                side.close()
 
 
 def load_engines(model_dir: Path, threads: int) -> Engines:
@@ -49,8 +57,9 @@ def load_engines(model_dir: Path, threads: int) -> Engines:
     else:
         folder = export_ctranslate2(translator, workdir / "ctranslate2")
         for compute_type in ("float32", "int8"):
-            ct2 = CTranslate2Translator(folder, compute_type=compute_type, threads=threads)
-            sides[f"ct2-{compute_type}"] = ct2_side(ct2, penalty)
+            # Its own process: CTranslate2's OpenMP runtime slows every PyTorch side that runs after it in the same
+            # process (see benchmarks.isolated).
+            sides[f"ct2-{compute_type}"] = ChildSide(ct2_side, folder, compute_type, threads, penalty)
     return Engines(sides, translator)
 
 
@@ -62,7 +71,10 @@ def tformer_side(translator: Translator, penalty: float) -> Side:
     return run
 
 
-def ct2_side(ct2: CTranslate2Translator, penalty: float) -> Side:
+def ct2_side(folder: Path, compute_type: str, threads: int, penalty: float) -> Side:
+    """CTranslate2 on the exported folder; built inside the child process of a ``ChildSide``."""
+    ct2 = CTranslate2Translator(folder, compute_type=compute_type, threads=threads)
+
     def run(texts: Sequence[str], beam: int, batch_size: int) -> list[list[int]]:
         return ct2.search(texts, beam=beam, batch_size=batch_size, length_penalty=penalty)
 
@@ -109,8 +121,10 @@ def run_case(
 
         return run
 
+    peaks = {name: functools.partial(side.peak_memory, texts, beam, batch_size)
+             for name, side in engines.sides.items() if isinstance(side, ChildSide)}
     results = measure({name: timed(name, side) for name, side in engines.sides.items()}, len(texts), "sentences",
-                      repeats, warmup)
+                      repeats, warmup, peaks)
     reference = outputs["tformer"]
     for name, result in results.items():
         generated = sum(len(ids) + 1 for ids in outputs[name])  # + EOS

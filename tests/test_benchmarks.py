@@ -1,5 +1,7 @@
 """The benchmark suite's own machinery (the suite itself runs with `make bench`, not in the tests)."""
 
+import pytest
+
 from benchmarks import harness, report
 
 
@@ -64,3 +66,29 @@ def test_training_step_case_runs_and_both_sides_start_from_the_same_function():
     for result in results.values():
         assert result.extra["max_abs_logit_difference"] < 1e-3  # same weights, same function
         assert result.throughput > 0 and result.to_dict()["work"] == tokens
+
+
+def test_child_side_runs_in_its_own_process_and_reports_errors_and_memory():
+    import functools
+    import os
+
+    from benchmarks.isolated import ChildSide
+
+    side = ChildSide(functools.partial, os.getpid)  # the child builds partial(os.getpid); calls run it there
+    try:
+        child_pid = side()
+        assert isinstance(child_pid, int) and child_pid != os.getpid()
+        peak, growth = side.peak_memory()
+        assert peak > 0 and growth >= 0
+    finally:
+        side.close()
+    failing = ChildSide(functools.partial, int)
+    try:
+        assert failing("12") == 12
+        with pytest.raises(RuntimeError, match="ValueError"):
+            failing("not a number")
+        assert failing("7") == 7  # the child survives a failed call
+    finally:
+        failing.close()
+    with pytest.raises(RuntimeError, match="ValueError"):
+        ChildSide(int, "no engine")  # the factory itself fails
