@@ -64,7 +64,10 @@ def _serve(conn: Any, factory: Callable[..., Callable[..., Any]], args: tuple) -
         return
     conn.send(("ok", None))
     while True:
-        op, call_args = conn.recv()
+        try:
+            op, call_args = conn.recv()
+        except EOFError:  # the parent has gone without saying stop
+            return
         if op == "stop":
             return
         try:
