@@ -5,8 +5,8 @@ import torch.nn.functional as F
 from tformer.nn.linear import WEIGHT_FIRST_ROWS, Linear, TransposedWeight, fast_linear, product_form
 
 
-@pytest.mark.parametrize("shape", [(256, 768), (64, 64), (96, 32)])  # (in, out): widening, square, narrowing
-@pytest.mark.parametrize("rows", [1, 2, 4, WEIGHT_FIRST_ROWS[1], WEIGHT_FIRST_ROWS[1] + 1, 100])
+@pytest.mark.parametrize("shape", [(256, 768), (64, 64), (96, 32), (16, 33)])  # widening, square, narrowing, odd
+@pytest.mark.parametrize("rows", [1, 2, 4, WEIGHT_FIRST_ROWS[1], WEIGHT_FIRST_ROWS[1] + 1, 100, 200])
 @pytest.mark.parametrize("bias", [True, False])
 def test_inference_equals_the_plain_product_at_every_row_count(shape, rows, bias):
     torch.manual_seed(0)
@@ -30,7 +30,8 @@ def test_form_choice_follows_the_measured_rule():
         assert product_form(torch.randn(4, 256), 256, 768) == "weight_first"
         assert product_form(torch.randn(2, 16, 1024), 1024, 256) == "weight_first"  # 32 rows
         assert product_form(torch.randn(128, 256), 256, 8000) == "transposed"
-        assert product_form(torch.randn(128, 1024), 1024, 256) == "plain"
+        assert product_form(torch.randn(64, 1024), 1024, 256) == "plain"  # narrowing
+        assert product_form(torch.randn(129, 256), 256, 768) == "plain"
     assert product_form(torch.randn(4, 256), 256, 768) == "plain"  # gradients on: training never changes form
 
 
@@ -67,6 +68,24 @@ def test_transposed_weight_copy_is_cached_until_the_weight_changes():
     weight = torch.randn(6, 4)
     cache = TransposedWeight()
     first = cache(weight)
-    assert cache(weight) is first and torch.equal(first, weight.t())
+    assert cache(weight) is first and torch.equal(first[0], weight.t())
+    halves = cache(weight, blocks=2)  # (2, in, out / 2): column blocks of the transposed weight
+    assert halves.shape == (2, 4, 3) and torch.equal(torch.cat(list(halves), dim=1), weight.t())
     weight.mul_(2)
-    assert cache(weight) is not first and torch.equal(cache(weight), weight.t())
+    assert torch.equal(cache(weight)[0], weight.t())
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_blocks_follow_the_thread_count_and_give_the_same_values(threads):
+    previous = torch.get_num_threads()
+    torch.manual_seed(0)
+    layer = Linear(32, 96)
+    try:
+        for count in (threads, 1):  # a thread-count change remakes the blocked copy
+            torch.set_num_threads(count)
+            with torch.inference_mode():
+                for rows in (1, 3, 40):
+                    x = torch.randn(rows, 32)
+                    torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
+    finally:
+        torch.set_num_threads(previous)
