@@ -18,7 +18,7 @@ from tformer.decoding.translator import Translator
 from tformer.interop.marian import to_marian
 from tformer.models.seq2seq import Seq2SeqTransformer
 from tformer.training.data import Batch, collate, encode_pairs
-from tformer.training.losses import label_smoothed_nll_loss
+from tformer.training.losses import batch_loss, label_smoothed_nll_loss
 
 from benchmarks.harness import SideResult, measure
 
@@ -36,11 +36,11 @@ def real_batches(translator: Translator, count: int, max_tokens: int, pairs: int
 
 
 def step_function(
-    logits_of: Callable[[Batch], tuple[Tensor, Tensor]], model: nn.Module, batches: list[Batch], pad_id: int
+    loss_of: Callable[[Batch], Tensor], model: nn.Module, batches: list[Batch], pad_id: int
 ) -> Callable[[], object]:
     """One optimiser update per call, cycling through ``batches`` (both sides see the same sequence).
 
-    ``logits_of(batch)`` returns logits and the targets they predict: each side computes them its own way.
+    ``loss_of(batch)`` is the summed label-smoothed loss; each side computes it its own way.
     """
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.98))
     state = {"next": 0}
@@ -49,9 +49,7 @@ def step_function(
         batch = batches[state["next"] % len(batches)]
         state["next"] += 1
         model.train()
-        logits, target = logits_of(batch)
-        loss, _ = label_smoothed_nll_loss(logits, target, LABEL_SMOOTHING, pad_id)
-        (loss / batch.num_target_tokens(pad_id)).backward()
+        (loss_of(batch) / batch.num_target_tokens(pad_id)).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -70,19 +68,18 @@ def run_case(translator: Translator, batches: list[Batch], repeats: int, warmup:
                       - theirs.eval()(input_ids=check.src, attention_mask=check.src.ne(cfg.pad_id),
                                       decoder_input_ids=check.tgt_in).logits).abs().max().item()
 
-    def hf_logits(batch: Batch) -> tuple[Tensor, Tensor]:
+    def hf_loss(batch: Batch) -> Tensor:
         # What MarianMTModel does when given labels: logits at every target position, padding included.
-        return theirs(input_ids=batch.src, attention_mask=batch.src.ne(cfg.pad_id), decoder_input_ids=batch.tgt_in,
-                      use_cache=False).logits, batch.tgt_out
+        logits = theirs(input_ids=batch.src, attention_mask=batch.src.ne(cfg.pad_id), decoder_input_ids=batch.tgt_in,
+                        use_cache=False).logits
+        return label_smoothed_nll_loss(logits, batch.tgt_out, LABEL_SMOOTHING, cfg.pad_id)[0]
 
-    def tformer_logits(batch: Batch) -> tuple[Tensor, Tensor]:
-        # As tformer's trainer: logits only at non-pad target positions.
-        keep = batch.tgt_out.ne(cfg.pad_id)
-        return ours(batch.src, batch.tgt_in, keep), batch.tgt_out[keep]
+    def tformer_loss(batch: Batch) -> Tensor:
+        return batch_loss(ours, batch, LABEL_SMOOTHING, cfg.pad_id)[0]  # as tformer's trainer
 
     sides = {
-        "tformer": step_function(tformer_logits, ours, batches, cfg.pad_id),
-        "hf": step_function(hf_logits, theirs, batches, cfg.pad_id),
+        "tformer": step_function(tformer_loss, ours, batches, cfg.pad_id),
+        "hf": step_function(hf_loss, theirs, batches, cfg.pad_id),
     }
     # Each repeat runs every batch once, so every side's repeat does the same work.
     rounds = {name: _rounds(step, len(batches)) for name, step in sides.items()}

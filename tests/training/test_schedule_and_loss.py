@@ -64,3 +64,25 @@ def test_recipe_file_parses_and_rejects_bad_fields(tmp_path):
     stage2 = Recipe.from_file("recipes/multi30k_de_en_names.toml")
     assert stage2.train.init_from and stage2.data.name_substitutions > 0
     assert Recipe.from_json(stage2.to_json()) == stage2  # tuples of names survive the JSON round trip
+
+
+def test_batch_loss_on_non_pad_positions_equals_the_loss_over_every_position():
+    from tformer import Seq2SeqTransformer, TransformerConfig
+    from tformer.training.data import collate
+    from tformer.training.losses import batch_loss
+
+    torch.manual_seed(0)
+    cfg = TransformerConfig(src_vocab_size=30, tgt_vocab_size=30, d_model=16, num_heads=2, d_ff=32,
+                            num_encoder_layers=1, num_decoder_layers=1, dropout=0.0)
+    model = Seq2SeqTransformer(cfg)
+    pairs = [([5, 6, 7], [8, 9]), ([10], [11, 12, 13, 14]), ([15, 16], [17])]  # target lengths differ: padding
+    batch = collate(pairs, cfg.pad_id, cfg.bos_id, cfg.eos_id)
+    loss, nll = batch_loss(model, batch, 0.1, cfg.pad_id)
+    grads = torch.autograd.grad(loss, list(model.parameters()), allow_unused=True)
+    full_loss, full_nll = label_smoothed_nll_loss(model(batch.src, batch.tgt_in), batch.tgt_out, 0.1, cfg.pad_id)
+    full_grads = torch.autograd.grad(full_loss, list(model.parameters()), allow_unused=True)
+    torch.testing.assert_close(loss, full_loss)
+    torch.testing.assert_close(nll, full_nll)
+    for got, expected in zip(grads, full_grads):
+        if expected is not None:
+            torch.testing.assert_close(got, expected)

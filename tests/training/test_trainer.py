@@ -52,14 +52,14 @@ def test_corrupted_newest_checkpoint_falls_back_to_the_previous(tmp_path, small_
 
 
 def test_non_finite_loss_stops_with_a_clear_message(tmp_path, small_data_root, monkeypatch):
-    import tformer.training.trainer as trainer_module
+    import tformer.training.losses as losses_module
 
     def nan_loss(logits, target, smoothing, pad_id):
         return logits.sum() * float("nan"), logits.sum()
 
     trainer = Trainer(tiny_recipe(small_data_root, max_steps=2), tmp_path / "stop", progress=False)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    monkeypatch.setattr(trainer_module, "label_smoothed_nll_loss", nan_loss)
+    monkeypatch.setattr(losses_module, "label_smoothed_nll_loss", nan_loss)  # what the trainer's batch_loss calls
     with pytest.raises(TrainingError, match="non-finite loss at update 1"):
         trainer.train()
     for k, v in trainer.model.state_dict().items():

@@ -144,12 +144,8 @@ class MultiHeadAttention(nn.Module):
 
     def _in_proj_rows(self, x: Tensor, rows: slice) -> Tensor:
         """x times some rows of the fused projection: the queries' (``:d``) or the keys' and values' (``d:``)."""
-        proj = self.in_proj
-        if isinstance(proj, Linear):
-            return proj.rows(x, rows)
-        if isinstance(proj, nn.Linear):
-            return F.linear(x, proj.weight[rows], None if proj.bias is None else proj.bias[rows])
-        return proj(x, rows)  # an int8 projection (tformer.nn.quantized) packs these row blocks separately
+        # tformer.nn.linear.Linear, or the int8 copy (tformer.nn.quantized), which packs these row blocks apart.
+        return self.in_proj.rows(x, rows)
 
     def _split_heads(self, x: Tensor) -> Tensor:
         """(batch, len, n * d_model) -> (batch, n * heads, len, head_dim), n = number of fused projections."""

@@ -56,6 +56,7 @@ class AttentionCache:
         return self.keys, self.values
 
     def _grow(self, like: Tensor, capacity: int) -> None:
+        self._spare = None  # the wrong capacity from now on
         batch, heads, _, head_dim = like.shape
         keys = like.new_empty(batch, heads, capacity, head_dim)
         values = like.new_empty(batch, heads, capacity, head_dim)

@@ -43,9 +43,13 @@ class Int8Linear(nn.Module):
 
     def forward(self, x: Tensor, rows: slice | None = None) -> Tensor:
         """x: (..., in_features) -> (..., out_features), or (..., rows) for ``rows`` = one block's row range."""
-        if rows is None:
-            outputs = [torch.ops.quantized.linear_dynamic(x, packed, True) for packed in self._packed]
-            return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)
+        if rows is not None:
+            return self.rows(x, rows)
+        outputs = [torch.ops.quantized.linear_dynamic(x, packed, True) for packed in self._packed]
+        return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)
+
+    def rows(self, x: Tensor, rows: slice) -> Tensor:
+        """x times the output rows ``rows`` only, which must be one of the layer's blocks (as ``Linear.rows``)."""
         start, stop = rows.indices(self.out_features)[:2]
         for (a, b), packed in zip(zip(self.bounds, self.bounds[1:]), self._packed):
             if (a, b) == (start, stop):

@@ -8,9 +8,31 @@ would make for a gather, a mean and their sum. Values and gradients equal ``F.cr
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
+
+from tformer.training.data import Batch
+
+
+def batch_loss(
+    model: Callable[..., Tensor],
+    batch: Batch,
+    smoothing: float,
+    pad_id: int,
+    device: torch.device | None = None,
+    bf16: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """``label_smoothed_nll_loss`` of a translation batch, with logits computed only at its non-pad target positions
+    (``Seq2SeqTransformer.forward``'s ``keep``); ``bf16`` runs the model under bfloat16 autocast."""
+    device = batch.src.device if device is None else device
+    target = batch.tgt_out.to(device)
+    keep = target.ne(pad_id)  # (batch, tgt_len): positions with a token to predict
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits = model(batch.src.to(device), batch.tgt_in.to(device), keep)  # (tokens, vocab)
+    return label_smoothed_nll_loss(logits, target[keep], smoothing, pad_id)
 
 
 def label_smoothed_nll_loss(logits: Tensor, target: Tensor, smoothing: float, pad_id: int) -> tuple[Tensor, Tensor]:

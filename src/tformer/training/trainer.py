@@ -29,7 +29,7 @@ from tformer.text.bpe import BPETokenizer
 from tformer.training import checkpoint as ckpt
 from tformer.training import distributed
 from tformer.training.data import collate, encode_pairs, pad_sources, training_corpus
-from tformer.training.losses import label_smoothed_nll_loss
+from tformer.training.losses import batch_loss
 from tformer.training.recipe import Recipe
 from tformer.training.schedule import inverse_sqrt_schedule
 from tformer.viz.curves import plot_training_curves
@@ -203,11 +203,8 @@ class Trainer:
             batch = collate([self.train_pairs[i] for i in indices], c.pad_id, c.bos_id, c.eos_id)
             sync = k == len(group) - 1 or not self.dist.enabled  # DDP all-reduces on the last micro-batch only
             with contextlib.nullcontext() if sync else self.ddp_model.no_sync():
-                target = batch.tgt_out.to(self.dist.device)
-                keep = target.ne(c.pad_id)  # logits only where there is a token to predict
-                with torch.autocast(self.dist.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
-                    logits = self.ddp_model(batch.src.to(self.dist.device), batch.tgt_in.to(self.dist.device), keep)
-                loss, _ = label_smoothed_nll_loss(logits, target[keep], self.cfg.label_smoothing, c.pad_id)
+                loss, _ = batch_loss(self.ddp_model, batch, self.cfg.label_smoothing, c.pad_id, self.dist.device,
+                                     self.cfg.bf16)
                 (loss * scale).backward()
             total_loss += loss.item()
         total_loss = self.dist.all_reduce_sum([total_loss])[0]
@@ -256,10 +253,7 @@ class Trainer:
         c = self.model.config
         for indices in batches[self.dist.rank :: self.dist.world_size]:
             batch = collate([self.val_pairs[i] for i in indices], c.pad_id, c.bos_id, c.eos_id)
-            target = batch.tgt_out.to(self.dist.device)
-            keep = target.ne(c.pad_id)
-            logits = self.model(batch.src.to(self.dist.device), batch.tgt_in.to(self.dist.device), keep)
-            _, nll = label_smoothed_nll_loss(logits, target[keep], 0.0, c.pad_id)
+            _, nll = batch_loss(self.model, batch, 0.0, c.pad_id, self.dist.device)
             total, tokens = total + float(nll), tokens + batch.num_target_tokens(c.pad_id)
         total, tokens = self.dist.all_reduce_sum([total, float(tokens)])
         return total / tokens
