@@ -89,3 +89,12 @@ def test_blocks_follow_the_thread_count_and_give_the_same_values(threads):
                     torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
     finally:
         torch.set_num_threads(previous)
+
+
+def test_a_layer_made_under_inference_mode_works_and_follows_in_place_changes():
+    with torch.inference_mode():  # its weight is an inference tensor: no version counter to key a copy on
+        layer = Linear(16, 48)
+        x = torch.randn(1, 16)
+        torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
+        layer.weight.mul_(2)
+        torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))

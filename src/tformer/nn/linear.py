@@ -73,10 +73,12 @@ def product_form(x: Tensor, in_features: int, out_features: int) -> str:
 
 def fast_linear(x: Tensor, weight: Tensor, bias: Tensor | None, transposed: TransposedWeight | None) -> Tensor:
     """``F.linear(x, weight, bias)``: x (..., in), weight (out, in) -> (..., out), by the fastest form (see the
-    module docstring). Without a ``transposed`` cache the "transposed" form falls back to the plain one."""
+    module docstring). Without a ``transposed`` cache, or for a weight made under ``torch.inference_mode``, the
+    "transposed" form falls back to the plain one."""
     out_features, in_features = weight.shape
     form = product_form(x, in_features, out_features)
-    if form == "plain" or (form == "transposed" and transposed is None):
+    if form == "plain" or (form == "transposed" and (transposed is None or weight.is_inference())):
+        # A weight made under inference_mode has no version counter, so a cached copy could not see it change.
         return F.linear(x, weight, bias)
     flat = x.reshape(-1, in_features)  # (rows, in)
     if form == "weight_first":
