@@ -11,7 +11,8 @@ The same values come faster from two other forms:
 - 33 to 128 rows, layer not narrowing: x · Wt again; otherwise the plain ``F.linear``.
 
 Measured on this project's benchmark machine (2 threads; 6-30 different weights in turn, so that none stays in
-cache, as in a decoding step), microseconds:
+cache, as in a decoding step), microseconds; ``python -m benchmarks.probes forms`` measures the chosen form against
+``F.linear`` again (the shared machine moves such numbers by tens of percent between runs):
 
 - 256 -> 8000 (output projection): 1 row: ``F.linear`` 1061, x · Wt 399, blocked x · Wt 257; 4 rows: ``F.linear``
   1734, (W · xᵀ)ᵀ 424; 32 rows: ``F.linear`` 2626, (W · xᵀ)ᵀ 1879; 128 rows: ``F.linear`` 5531, blocked x · Wt 3280.

@@ -1,0 +1,154 @@
+"""Small measurements behind the claims in docs/benchmarks.md, each one command (not part of `make bench`).
+
+    python -m benchmarks.probes forms            # product forms of tformer.nn.linear, per shape and row count
+    python -m benchmarks.probes openmp           # a PyTorch LayerNorm before and after CTranslate2 runs in-process
+    python -m benchmarks.probes decode           # seconds for Translator.search, greedy/beam 4 at batch 1 and 32
+    python -m benchmarks.probes train-step       # seconds per training step of the bundled model (tformer side)
+
+Compare code versions by running the same probe at two commits (``decode`` and ``train-step`` also run on
+versions before the probes existed: copy this file into a worktree of the old commit); the machine is shared, so
+repeat, alternate the versions and compare medians rather than single numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from tformer.nn.linear import TransposedWeight, fast_linear
+
+SHAPES = ((256, 8000), (256, 1024), (256, 768), (1024, 256))  # (in, out) of the bundled model's layers
+ROWS = (1, 4, 32, 128)
+
+
+def median_us(run: Callable[[], object], calls: int, repeats: int = 5) -> float:
+    """Median over ``repeats`` of the mean time of ``calls`` calls, in microseconds, after a warm-up."""
+    for _ in range(3):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            run()
+        times.append((time.perf_counter() - start) / calls * 1e6)
+    return statistics.median(times)
+
+
+def forms() -> None:
+    """Each product form on several copies of a weight used in turn, so that none stays in cache."""
+    print("(in -> out)  rows: F.linear µs / tformer.nn.linear.fast_linear µs")
+    for in_features, out_features in SHAPES:
+        copies = max(1, 8_000_000 // (in_features * out_features * 4) * 3)  # ~24 MB of weights in all
+        weights = [torch.randn(out_features, in_features) for _ in range(copies)]  # made outside inference_mode
+        caches = [TransposedWeight() for _ in weights]
+        bias = torch.randn(out_features)
+        cells = []
+        with torch.inference_mode():
+            for rows in ROWS:
+                x = torch.randn(rows, in_features)
+                plain = median_us(functools.partial(_each, F.linear, x, weights, bias, None), 10) / copies
+                ours = median_us(functools.partial(_each, fast_linear, x, weights, bias, caches), 10) / copies
+                cells.append(f"{rows}: {plain:.0f} / {ours:.0f}")
+        print(f"{in_features} -> {out_features}  " + "  ".join(cells), flush=True)
+
+
+def _each(product: Callable, x: torch.Tensor, weights: list, bias: torch.Tensor, caches: list | None) -> None:
+    for i, weight in enumerate(weights):
+        product(x, weight, bias) if caches is None else product(x, weight, bias, caches[i])
+
+
+def openmp() -> None:
+    """How a CTranslate2 run in the same process changes the cost of a small PyTorch operation."""
+    import tempfile
+    from pathlib import Path
+
+    from tformer import Translator
+    from tformer.data.corpus import multi30k
+    from tformer.interop.ctranslate2 import CTranslate2Translator, export_ctranslate2
+
+    x, big = torch.randn(4, 256), torch.randn(512, 512)
+
+    def layer_norm_us() -> float:
+        with torch.inference_mode():
+            big @ big  # a product large enough to run on every thread: PyTorch's OpenMP workers exist from here on
+            return median_us(lambda: F.layer_norm(x, (256,)), 2000)
+
+    translator = Translator.from_pretrained()
+    folder = export_ctranslate2(translator, Path(tempfile.mkdtemp()) / "ct2")
+    print(f"LayerNorm (4, 256) before CTranslate2 runs: {layer_norm_us():.1f} us", flush=True)
+    ct2 = CTranslate2Translator(folder, threads=torch.get_num_threads())
+    ct2.search(multi30k("test_2016_flickr").src[:48], batch_size=1)
+    print(f"LayerNorm (4, 256) after CTranslate2 ran:   {layer_norm_us():.1f} us")
+
+
+def decode(sentences: int) -> None:
+    from tformer import Translator
+    from tformer.data.corpus import multi30k
+
+    translator = Translator.from_pretrained()
+    texts = multi30k("test_2016_flickr").src
+    for beam in (1, 4):
+        for batch_size, count in ((1, min(sentences, 48)), (32, sentences)):
+            chunk = texts[:count]
+            search = functools.partial(translator.search, chunk, beam=beam, batch_size=batch_size)
+            seconds = median_us(search, 1, 3) / 1e6
+            print(f"beam {beam}, batch {batch_size}, {count} sentences: {seconds:.3f} s", flush=True)
+
+
+def train_step() -> None:
+    from tformer import Translator
+    from tformer.models.seq2seq import Seq2SeqTransformer
+    from tformer.training import losses
+
+    from benchmarks.training_step import LABEL_SMOOTHING, real_batches
+
+    translator = Translator.from_pretrained()
+    cfg = translator.model.config
+    batches = real_batches(translator, 4, 3000)
+    model = Seq2SeqTransformer(cfg)
+    model.load_state_dict(translator.model.state_dict())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.98))
+
+    def loss_of(batch) -> torch.Tensor:
+        if hasattr(losses, "batch_loss"):
+            return losses.batch_loss(model, batch, LABEL_SMOOTHING, cfg.pad_id)[0]
+        logits = model(batch.src, batch.tgt_in)  # versions before batch_loss: logits at every position
+        return losses.label_smoothed_nll_loss(logits, batch.tgt_out, LABEL_SMOOTHING, cfg.pad_id)[0]
+
+    def each_batch() -> None:  # the optimiser update of the benchmark's training case, once per batch
+        model.train()
+        for batch in batches:
+            (loss_of(batch) / int(batch.tgt_out.ne(cfg.pad_id).sum())).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+    seconds = median_us(each_batch, 1, 3) / 1e6 / len(batches)
+    print(f"training step (4 Multi30k batches of 3000 tokens): {seconds:.3f} s per step")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.probes", description=__doc__.split("\n\n")[0])
+    p.add_argument("probe", choices=("forms", "openmp", "decode", "train-step"))
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
+    p.add_argument("--sentences", type=int, default=128, help="test sentences for `decode` (default: %(default)s)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.probe == "forms":
+        forms()
+    elif args.probe == "openmp":
+        openmp()
+    elif args.probe == "decode":
+        decode(args.sentences)
+    else:
+        train_step()
+
+
+if __name__ == "__main__":
+    main()
