@@ -21,9 +21,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from tformer.nn.linear import TransposedWeight, fast_linear
-
-SHAPES = ((256, 8000), (256, 1024), (256, 768), (1024, 256))  # (in, out) of the bundled model's layers
+SHAPES = ((256, 8000), (256, 1024), (256, 768), (1024, 256), (256, 256))  # (in, out) of the bundled model's layers
 ROWS = (1, 4, 32, 128)
 
 
@@ -42,11 +40,13 @@ def median_us(run: Callable[[], object], calls: int, repeats: int = 5) -> float:
 
 def forms() -> None:
     """Each product form on several copies of a weight used in turn, so that none stays in cache."""
+    from tformer.nn.linear import PackedWeight, fast_linear  # here: the other probes also run on older versions
+
     print("(in -> out)  rows: F.linear µs / tformer.nn.linear.fast_linear µs")
     for in_features, out_features in SHAPES:
         copies = max(1, 8_000_000 // (in_features * out_features * 4) * 3)  # ~24 MB of weights in all
         weights = [torch.randn(out_features, in_features) for _ in range(copies)]  # made outside inference_mode
-        caches = [TransposedWeight() for _ in weights]
+        caches = [PackedWeight() for _ in weights]
         bias = torch.randn(out_features)
         cells = []
         with torch.inference_mode():

@@ -21,7 +21,7 @@ from tformer.nn import (
     TokenEmbedding,
     padding_mask,
 )
-from tformer.nn.linear import TransposedWeight, fast_linear
+from tformer.nn.linear import PackedWeight, fast_linear
 from tformer.nn.outputs import DecoderOutput, EncoderOutput
 from tformer.nn.quantized import Int8Linear, quantize_linear_layers
 
@@ -33,11 +33,11 @@ class OutputProjection(nn.Module):
         super().__init__()
         self.weight = weight if weight is not None else nn.Parameter(torch.randn(vocab_size, d_model) * d_model**-0.5)
         self.bias = nn.Parameter(torch.zeros(vocab_size))
-        self.transposed = TransposedWeight()  # inference copy; see tformer.nn.linear
+        self.packed = PackedWeight()  # inference copy; see tformer.nn.linear
 
     def forward(self, hidden: Tensor) -> Tensor:
         """hidden (..., d_model) -> logits (..., vocab)."""
-        return fast_linear(hidden, self.weight, self.bias, self.transposed)
+        return fast_linear(hidden, self.weight, self.bias, self.packed)
 
     def log_probs(self, hidden: Tensor) -> Tensor:
         return torch.log_softmax(self.forward(hidden).float(), dim=-1)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from torch import Tensor, nn
 
 from tformer.nn.dropout import Dropout
-from tformer.nn.linear import Linear
+from tformer.nn.linear import FUSED_ACTIVATIONS, Linear
 
 # "gelu" is the exact (erf) GELU; "gelu_tanh" its tanh approximation, which some BERT checkpoints were trained with.
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "gelu_tanh": partial(nn.GELU, approximate="tanh")}
+ACTIVATIONS = tuple(FUSED_ACTIVATIONS)
 
 
 class FeedForward(nn.Module):
@@ -19,11 +17,14 @@ class FeedForward(nn.Module):
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         self.linear1 = Linear(d_model, d_ff)
-        self.activation = ACTIVATIONS[activation]()
+        self.activation = activation  # applied by linear1, in the same pass as its product where it can be
         self.dropout = Dropout(dropout)
         self.linear2 = Linear(d_ff, d_model)
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (batch, len, d_model) -> (batch, len, d_model)."""
-        hidden = self.activation(self.linear1(x))  # (batch, len, d_ff)
+        hidden = self.linear1(x, activation=self.activation)  # (batch, len, d_ff)
         return self.linear2(self.dropout(hidden) if self.training else hidden)
+
+    def extra_repr(self) -> str:
+        return f"activation={self.activation}"

@@ -1,102 +1,140 @@
 """A linear layer whose CPU inference picks, by the number of input rows, the fastest way to run the product.
 
-``nn.Linear`` keeps its weight W as (out_features, in_features) and computes x · Wᵀ. On CPU with few input rows
-(a decoding step has one row per sentence or beam) PyTorch's matrix product is far from its best in that form.
-The same values come faster from two other forms:
+``nn.Linear`` keeps its weight W as (out_features, in_features) and computes x · Wᵀ through PyTorch's BLAS (MKL
+on x86). For inference on CPU two other forms give the same values faster:
 
-- one row, layer not narrowing: x · Wt, with Wt a cached contiguous copy of the weight whose output columns are
-  cut into one block per thread, laid out (blocks, in_features, out_features / blocks); one batched product
-  (``torch.baddbmm``) over the blocks spreads the row over the threads, where a plain product uses one core;
-- 2 to 32 rows: (W · xᵀ)ᵀ, the weight in its own layout as the left operand (the result is made contiguous);
-- 33 to 128 rows, layer not narrowing: x · Wt again; otherwise the plain ``F.linear``.
+- "weight_first", one input row (a decoding step of one sentence): (W · xᵀ)ᵀ with W's rows cut into one block per
+  thread (at least two; views of W, no copy) and one batched product (``torch.baddbmm``) over the blocks, which
+  spreads the row over the threads, where a plain product of one row uses one core and a slow kernel.
+- "packed", every other case: oneDNN's product (``torch.ops.mkldnn._linear_pointwise``, the kernel PyTorch's own
+  compiler uses on CPU) with the weight reordered once into oneDNN's blocked layout (:class:`PackedWeight`). It can
+  also apply the activation that follows (ReLU or GELU) in the same pass over the output.
 
-Measured on this project's benchmark machine (2 threads; 6-30 different weights in turn, so that none stays in
-cache, as in a decoding step), microseconds; ``python -m benchmarks.probes forms`` measures the chosen form against
-``F.linear`` again (the shared machine moves such numbers by tens of percent between runs):
+Measured on this project's benchmark machine with ``python -m benchmarks.probes forms`` (2 threads; several
+copies of each weight used in turn, so that none stays in cache, as in a decoding step), microseconds per product,
+plain ``F.linear`` / chosen form (the shared machine moves such numbers by tens of percent between runs):
 
-- 256 -> 8000 (output projection): 1 row: ``F.linear`` 1061, x · Wt 399, blocked x · Wt 257; 4 rows: ``F.linear``
-  1734, (W · xᵀ)ᵀ 424; 32 rows: ``F.linear`` 2626, (W · xᵀ)ᵀ 1879; 128 rows: ``F.linear`` 5531, blocked x · Wt 3280.
-- 256 -> 1024: 1 row 126 / 62 / 37; 4 rows 198 / 58; 128 rows 558 / 480.
-- 256 -> 768 (fused Q, K, V): 1 row 100 / 50 / 35; 4 rows 151 / 41; 128 rows 502 / 475.
-- 1024 -> 256 (narrowing): 1 row ``F.linear`` 89, x · Wt 145; 4 rows 135 / 72; 128 rows 481 / 454.
+====================  ==========  ==========  ==========  ==========
+(in -> out)           1 row       4 rows      32 rows     128 rows
+====================  ==========  ==========  ==========  ==========
+256 -> 8000 (vocab)   214 / 84    543 / 115   1303 / 659  3886 / 2849
+256 -> 1024           117 / 35    213 / 49    215 / 132   498 / 354
+256 -> 768 (Q, K, V)  90 / 29     131 / 50    164 / 99    358 / 274
+1024 -> 256           72 / 34     120 / 53    170 / 120   419 / 373
+256 -> 256            36 / 18     52 / 38     80 / 51     147 / 132
+====================  ==========  ==========  ==========  ==========
 
-Blocks pay only at one row: for 2-32 rows, blocked (W · xᵀ)ᵀ was faster alone but slower inside a real beam
-search (4 rows per step), so it is not used. In whole decoding runs, interleaved: greedy at batch 1 2.07 s ->
-1.84 s for 48 test sentences (blocked one-row products), beam 4 at batch 1 5.1 -> 2.8 ms per token ((W · xᵀ)ᵀ).
+At 4096 rows (BERT, batch 32 × 128 tokens) 384 -> 1536 followed by its GELU took 30.6 ms plain, 25.5 ms packed
+and 23.6 ms packed with the GELU fused. At one row the vocabulary projection is as fast packed as by blocks, so it
+is packed; the blocked form is kept for layers less than ``WIDE_OUTPUT`` times wider out than in, where it beat
+the packed product (e.g. 1024 -> 256: 36 vs 46 µs on 2 threads, 69 vs 86 µs on 1).
 
-Every form computes the same values (up to float rounding order). :class:`TransposedWeight` makes its copy again
-whenever the weight changes (its storage or version counter) or the thread count does, so an optimiser step or
-``load_state_dict`` never leaves it stale. With gradients on (training) or on other devices the plain ``F.linear``
-always runs.
+Every form computes the same values up to float rounding order (oneDNN sums in another order: differences of a
+few 1e-6 relative). :class:`PackedWeight` reorders again whenever the weight changes (its storage or version
+counter), so an optimiser step or ``load_state_dict`` never leaves it stale. With gradients on (training), for
+weights made under ``torch.inference_mode`` (no version counter), for other dtypes or devices, or in a PyTorch
+built without oneDNN, the plain product runs (one-row products keep the blocked form).
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-WEIGHT_FIRST_ROWS = (2, 32)  # row counts (inclusive) where (W · xᵀ)ᵀ is the fastest form
-TRANSPOSED_MAX_ROWS = 128  # above this many rows the plain product is as fast as any
+WIDE_OUTPUT = 8  # one row: layers at least this many times wider out than in (vocabulary) are packed too
+FUSED_ACTIVATIONS = {"relu": ("relu", ""), "gelu": ("gelu", "none"), "gelu_tanh": ("gelu", "tanh")}  # oneDNN names
 
 
-class TransposedWeight:
-    """A contiguous (blocks, in_features, out_features / blocks) copy of a (out_features, in_features) weight."""
+@functools.cache
+def packed_products_available() -> bool:
+    """Whether this PyTorch has oneDNN's prepacked linear product (x86 and ARM builds normally do)."""
+    if not torch.backends.mkldnn.is_available() or not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        return False
+    try:
+        packed = torch.ops.mkldnn._reorder_linear_weight(torch.ones(2, 3))  # no version counter read: this may
+        out = torch.ops.mkldnn._linear_pointwise(torch.ones(1, 3), packed, None, "none", [], "")  # be inference mode
+        return bool(torch.equal(out, torch.full((1, 2), 3.0)))
+    except RuntimeError:
+        return False
+
+
+class PackedWeight:
+    """oneDNN's reordered copy of a float32 (out_features, in_features) weight, made again when the weight changes."""
 
     def __init__(self) -> None:
-        # ((data_ptr, version, blocks) it was made for, the copy): one attribute, replaced whole, so a reader in
-        # another thread never pairs a key with the wrong copy.
-        self._made: tuple[tuple[int, int, int], Tensor] | None = None
+        # (key it was made for, the weight it was made from, the copy): one attribute, replaced whole, so a reader
+        # in another thread never pairs a key with the wrong copy. Holding the weight keeps its memory from being
+        # reused by a new weight at the same address with the same (zero) version.
+        self._made: tuple[tuple, Tensor, Tensor] | None = None
 
-    def __call__(self, weight: Tensor, blocks: int = 1) -> Tensor:
-        key = (weight.data_ptr(), weight._version, blocks)
+    def __call__(self, weight: Tensor) -> Tensor:
+        key = (weight.data_ptr(), weight._version, weight.shape, weight.stride())
         made = self._made
         if made is None or made[0] != key:
-            out_features, in_features = weight.shape
-            copy = weight.detach().t().reshape(in_features, blocks, out_features // blocks).transpose(0, 1)
-            made = self._made = (key, copy.contiguous())
-        return made[1]
+            copy = torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous())
+            made = self._made = (key, weight, copy)
+        return made[2]
 
 
 def product_form(x: Tensor, in_features: int, out_features: int) -> str:
     """Which form computes ``x`` (..., in_features) times the weight fastest: "plain" (``F.linear``),
-    "weight_first" ((W · xᵀ)ᵀ) or "transposed" (x · Wt, needs the cached copy)."""
-    if x.device.type != "cpu" or torch.is_grad_enabled() or x.numel() == 0:
+    "weight_first" ((W · xᵀ)ᵀ by row blocks of W, one row) or "packed" (oneDNN, weight reordered once)."""
+    if x.device.type != "cpu" or x.dtype != torch.float32 or torch.is_grad_enabled() or x.numel() == 0:
         return "plain"
-    rows = x.numel() // in_features
-    low, high = WEIGHT_FIRST_ROWS
-    if low <= rows <= high:
+    if x.numel() == in_features and out_features < WIDE_OUTPUT * in_features:
         return "weight_first"
-    if out_features >= in_features and rows <= TRANSPOSED_MAX_ROWS:
-        return "transposed"
-    return "plain"
+    return "packed" if packed_products_available() else "plain"
 
 
-def fast_linear(x: Tensor, weight: Tensor, bias: Tensor | None, transposed: TransposedWeight | None) -> Tensor:
-    """``F.linear(x, weight, bias)``: x (..., in), weight (out, in) -> (..., out), by the fastest form (see the
-    module docstring). Without a ``transposed`` cache, or for a weight made under ``torch.inference_mode``, the
-    "transposed" form falls back to the plain one."""
+def fast_linear(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    packed: PackedWeight | None,
+    activation: str | None = None,
+) -> Tensor:
+    """``act(F.linear(x, weight, bias))``: x (..., in), weight (out, in) -> (..., out), by the fastest form (see the
+    module docstring). ``activation``: None or a key of ``FUSED_ACTIVATIONS``. Without a ``packed`` cache, or for a
+    weight made under ``torch.inference_mode``, the "packed" form falls back to the plain one."""
     out_features, in_features = weight.shape
     form = product_form(x, in_features, out_features)
-    if form == "plain" or (form == "transposed" and (transposed is None or weight.is_inference())):
+    if form == "packed" and (packed is None or weight.is_inference() or weight.dtype != torch.float32):
         # A weight made under inference_mode has no version counter, so a cached copy could not see it change.
-        return F.linear(x, weight, bias)
-    flat = x.reshape(-1, in_features)  # (rows, in)
+        form = "weight_first" if x.numel() == in_features else "plain"
+    if form == "packed":
+        attr, algorithm = FUSED_ACTIVATIONS[activation] if activation is not None else ("none", "")
+        assert packed is not None
+        return torch.ops.mkldnn._linear_pointwise(x, packed(weight), bias, attr, [], algorithm)
     if form == "weight_first":
-        out_t = torch.mm(weight, flat.t()) if bias is None else torch.addmm(bias[:, None], weight, flat.t())
-        return out_t.t().contiguous().view(*x.shape[:-1], out_features)  # out_t: (out, rows)
-    assert transposed is not None
-    blocks = torch.get_num_threads()
-    if out_features % blocks:
-        blocks = 1
-    width = out_features // blocks  # output columns per block
-    w_t = transposed(weight, blocks)  # (blocks, in, width)
-    x_b = flat.expand(blocks, *flat.shape)  # (blocks, rows, in), a view
-    if bias is None:
-        out = torch.bmm(x_b, w_t)
+        out = _weight_first_row(x.reshape(1, in_features), weight, bias).view(*x.shape[:-1], out_features)
     else:
-        out = torch.baddbmm(bias.view(blocks, 1, width), x_b, w_t)  # (blocks, rows, width)
-    return out.transpose(0, 1).reshape(*x.shape[:-1], out_features)
+        out = F.linear(x, weight, bias)
+    return out if activation is None else activate(out, activation)
+
+
+def _weight_first_row(row: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """(W · rowᵀ)ᵀ for one row (1, in) -> (1, out): W's rows cut into blocks (views, no copy), one batched product."""
+    out_features = weight.size(0)
+    blocks = max(torch.get_num_threads(), 2)  # two blocks beat one even on one thread (measured)
+    if out_features % blocks or not weight.is_contiguous():
+        blocks = 1
+    w_b = weight.view(blocks, out_features // blocks, -1) if blocks > 1 else weight[None]  # (blocks, out/blocks, in)
+    row_t = row.t().expand(blocks, -1, 1)  # (blocks, in, 1), a view
+    if bias is None:
+        out = torch.bmm(w_b, row_t)
+    else:
+        out = torch.baddbmm(bias.view(blocks, -1, 1), w_b, row_t)  # (blocks, out / blocks, 1)
+    return out.view(1, out_features)
+
+
+def activate(x: Tensor, activation: str) -> Tensor:
+    """The activation named by a key of ``FUSED_ACTIVATIONS``, applied on its own."""
+    if activation == "relu":
+        return F.relu(x)
+    return F.gelu(x, approximate="tanh" if activation == "gelu_tanh" else "none")
 
 
 class Linear(nn.Linear):
@@ -104,12 +142,17 @@ class Linear(nn.Linear):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__(in_features, out_features, bias)
-        self.transposed = TransposedWeight()
+        self.packed = PackedWeight()
+        self._row_blocks: dict[tuple[int, int], PackedWeight] = {}  # packed copies of row blocks, see ``rows``
 
-    def forward(self, x: Tensor) -> Tensor:
-        return fast_linear(x, self.weight, self.bias, self.transposed)
+    def forward(self, x: Tensor, activation: str | None = None) -> Tensor:
+        """x (..., in_features) -> (..., out_features); ``activation`` ("relu", "gelu", "gelu_tanh") is applied
+        to the output, in the same pass where the product form allows."""
+        return fast_linear(x, self.weight, self.bias, self.packed, activation)
 
     def rows(self, x: Tensor, rows: slice) -> Tensor:
-        """x times the output rows ``rows`` of the weight only (e.g. the query block of a fused Q/K/V layer).
-        The row block of a row-major weight is itself contiguous, so every form but the cached copy applies."""
-        return fast_linear(x, self.weight[rows], None if self.bias is None else self.bias[rows], None)
+        """x times the output rows ``rows`` of the weight only (e.g. the query block of a fused Q/K/V layer)."""
+        start, stop = rows.indices(self.out_features)[:2]
+        packed = self._row_blocks.setdefault((start, stop), PackedWeight())
+        bias = None if self.bias is None else self.bias[start:stop]
+        return fast_linear(x, self.weight[start:stop], bias, packed)

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from tformer.nn.linear import activate
+
 
 class Int8Linear(nn.Module):
     """``y = x Wᵀ + b`` with W in int8. Rows may be split into blocks that are packed separately, so a caller can
@@ -41,12 +43,15 @@ class Int8Linear(nn.Module):
     def from_linear(cls, linear: nn.Linear, blocks: Sequence[int] = ()) -> Int8Linear:
         return cls(linear.weight, linear.bias, blocks)
 
-    def forward(self, x: Tensor, rows: slice | None = None) -> Tensor:
-        """x: (..., in_features) -> (..., out_features), or (..., rows) for ``rows`` = one block's row range."""
+    def forward(self, x: Tensor, rows: slice | None = None, activation: str | None = None) -> Tensor:
+        """x: (..., in_features) -> (..., out_features), or (..., rows) for ``rows`` = one block's row range;
+        ``activation`` as in ``tformer.nn.linear.Linear``."""
         if rows is not None:
-            return self.rows(x, rows)
-        outputs = [torch.ops.quantized.linear_dynamic(x, packed, True) for packed in self._packed]
-        return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)
+            out = self.rows(x, rows)
+        else:
+            outputs = [torch.ops.quantized.linear_dynamic(x, packed, True) for packed in self._packed]
+            out = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)
+        return out if activation is None else activate(out, activation)
 
     def rows(self, x: Tensor, rows: slice) -> Tensor:
         """x times the output rows ``rows`` only, which must be one of the layer's blocks (as ``Linear.rows``)."""
