@@ -146,3 +146,22 @@ def test_availability_check_works_when_first_asked_under_inference_mode():
         assert packed_products_available.__wrapped__() == (
             torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
         )
+
+
+@needs_packed
+def test_packed_copy_does_not_keep_a_replaced_weight_alive():
+    import gc
+    import weakref
+
+    layer = Linear(64, 64)
+    with torch.inference_mode():
+        layer(torch.randn(3, 64))
+        layer.rows(torch.randn(3, 64), slice(0, 32))
+    old = weakref.ref(layer.weight)
+    layer.weight = torch.nn.Parameter(torch.randn(64, 64))
+    gc.collect()
+    assert old() is None
+    cache = PackedWeight()
+    row_block = layer.weight[:32]
+    first = cache(row_block)
+    assert cache(layer.weight[:32]) is first  # a new view of the same rows reuses the copy

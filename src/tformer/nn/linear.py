@@ -39,6 +39,7 @@ built without oneDNN, the plain product runs (one-row products keep the blocked 
 from __future__ import annotations
 
 import functools
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -65,17 +66,18 @@ class PackedWeight:
     """oneDNN's reordered copy of a float32 (out_features, in_features) weight, made again when the weight changes."""
 
     def __init__(self) -> None:
-        # (key it was made for, the weight it was made from, the copy): one attribute, replaced whole, so a reader
-        # in another thread never pairs a key with the wrong copy. Holding the weight keeps its memory from being
-        # reused by a new weight at the same address with the same (zero) version.
-        self._made: tuple[tuple, Tensor, Tensor] | None = None
+        # (key it was made for, weak reference to the tensor owning the weight's memory, the copy): one attribute,
+        # replaced whole, so a reader in another thread never pairs a key with the wrong copy. The owner check
+        # keeps a new weight that reuses a freed one's address (with the same zero version) from matching.
+        self._made: tuple[tuple, weakref.ref, Tensor] | None = None
 
     def __call__(self, weight: Tensor) -> Tensor:
         key = (weight.data_ptr(), weight._version, weight.shape, weight.stride())
+        owner = weight if weight._base is None else weight._base  # a row block's owner is the whole weight
         made = self._made
-        if made is None or made[0] != key:
+        if made is None or made[0] != key or made[1]() is not owner:
             copy = torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous())
-            made = self._made = (key, weight, copy)
+            made = self._made = (key, weakref.ref(owner), copy)
         return made[2]
 
 
