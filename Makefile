@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	# CPU torch from this machine's disk first, so nothing pulls a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test]'
+	# The C++ decoding step (tformer/nn/native.py), built now rather than at the first translation; without a
+	# compiler this only warns, and decoding runs in Python.
+	$(BIN)/python -c "from tformer.nn.native import native_ops; native_ops()"
 	touch $(STAMP)
 
 install: $(STAMP)

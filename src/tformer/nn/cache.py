@@ -55,6 +55,20 @@ class AttentionCache:
         self.length = new_len
         return self.keys, self.values
 
+    def reserve(self, new_positions: int = 1) -> tuple[Tensor, Tensor]:
+        """Make room for ``new_positions`` more positions of a growing cache that already holds some; return the
+        whole (batch, heads, capacity, head_dim) buffers. For code that writes into them itself (the native
+        decoding step, tformer.nn.native), which then calls ``advance``."""
+        assert not self.static and self._keys is not None and self._values is not None, "cache is empty or static"
+        new_len = self.length + new_positions
+        if new_len > self._keys.size(2):
+            self._grow(self._keys, max(new_len, 2 * self._keys.size(2)))
+        return self._keys, self._values
+
+    def advance(self, new_positions: int = 1) -> None:
+        """Count ``new_positions`` written into the buffers returned by ``reserve``."""
+        self.length += new_positions
+
     def _grow(self, like: Tensor, capacity: int) -> None:
         self._spare = None  # the wrong capacity from now on
         batch, heads, _, head_dim = like.shape
@@ -94,6 +108,7 @@ class KVCache:
     def __init__(self, num_layers: int, capacity: int = 32) -> None:
         self.self_attn = [AttentionCache(static=False, capacity=capacity) for _ in range(num_layers)]
         self.cross_attn = [AttentionCache(static=True) for _ in range(num_layers)]
+        self.native_state: object | None = None  # what the native decoding step keeps for this run (its weights)
 
     @property
     def length(self) -> int:

@@ -152,6 +152,17 @@ class Linear(nn.Linear):
         to the output, in the same pass where the product form allows."""
         return fast_linear(x, self.weight, self.bias, self.packed, activation)
 
+    def packed_weight(self, rows: slice | None = None) -> Tensor | None:
+        """oneDNN's copy of the weight (or of its output rows ``rows``) for code that calls the packed product
+        itself (tformer.nn.native); None where the packed form is unavailable."""
+        weight = self.weight if rows is None else self.weight[rows]
+        if not packed_products_available() or weight.is_inference() or weight.dtype != torch.float32:
+            return None
+        if rows is None:
+            return self.packed(weight)
+        start, stop = rows.indices(self.out_features)[:2]
+        return self._row_blocks.setdefault((start, stop), PackedWeight())(weight)
+
     def rows(self, x: Tensor, rows: slice) -> Tensor:
         """x times the output rows ``rows`` of the weight only (e.g. the query block of a fused Q/K/V layer)."""
         start, stop = rows.indices(self.out_features)[:2]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from tformer.nn import native
 from tformer.nn.cache import KVCache
 from tformer.nn.layers import DecoderLayer, EncoderLayer
 from tformer.nn.masks import without_trivial_mask
@@ -45,8 +46,11 @@ class Decoder(nn.Module):
         need_weights: bool = False,
     ) -> DecoderOutput:
         """x: (batch, tgt_len, d_model) -> DecoderOutput with hidden (batch, tgt_len, d_model)."""
-        result = DecoderOutput(hidden=x)
         memory_mask = without_trivial_mask(memory_mask)
+        if native.applies(self, x, cache, memory_mask, need_weights):  # same result, computed in C++
+            assert cache is not None
+            return DecoderOutput(hidden=self.final_norm(native.decoder_step(self, x, memory_mask, cache)))
+        result = DecoderOutput(hidden=x)
         for i, layer in enumerate(self.layers):
             self_cache = cache.self_attn[i] if cache is not None else None
             cross_cache = cache.cross_attn[i] if cache is not None else None

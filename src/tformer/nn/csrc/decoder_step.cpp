@@ -1,0 +1,112 @@
+// One incremental decoding step through a stack of Transformer decoder layers, in C++.
+//
+// The same computation as tformer.nn.stacks.Decoder with a KV cache and one new target position per sentence
+// (see tformer/nn/native.py, which builds this file on first use and falls back to Python without a compiler).
+// It calls the same PyTorch kernels in the same order as the Python modules, so results are identical; what it
+// removes is the Python interpreter's time between the ~250 operator calls of a step, which at batch 1 is about
+// as long as the arithmetic itself.
+#include <torch/extension.h>
+
+#include <ATen/core/dispatch/Dispatcher.h>
+
+#include <string>
+#include <vector>
+
+using torch::Tensor;
+
+namespace {
+
+constexpr int64_t kTensorsPerLayer = 18;  // the order is fixed by tformer.nn.native.layer_tensors
+
+Tensor activate(const Tensor& h, int64_t activation) {
+  if (activation < 0) return h;
+  if (activation == 0) return h.relu_();
+  return at::gelu(h, activation == 1 ? "none" : "tanh");
+}
+
+// (W · xᵀ)ᵀ for one row x (1, in): w's rows cut into blocks (views) and one batched product over them.
+Tensor one_row(const Tensor& x, const Tensor& w, const Tensor& b) {
+  const int64_t out = w.size(0);
+  int64_t blocks = std::max<int64_t>(at::get_num_threads(), 2);
+  if (out % blocks != 0 || !w.is_contiguous()) blocks = 1;
+  auto w_blocks = blocks > 1 ? w.view({blocks, out / blocks, w.size(1)}) : w.unsqueeze(0);  // (blocks, out/blocks, in)
+  auto x_t = x.t().expand({blocks, x.size(1), 1});                                          // (blocks, in, 1)
+  return at::baddbmm(b.view({blocks, out / blocks, 1}), w_blocks, x_t).view({1, out});
+}
+
+// act(x (rows, in) times w (out, in), plus b): (rows, out); activation -1 none, 0 relu, 1 gelu, 2 gelu (tanh).
+// The form tformer.nn.linear.fast_linear picks, so that the results are the same: one row of a layer less than
+// `wide_output` times wider out than in, by row blocks (then the activation); otherwise oneDNN with the weight
+// reordered once (`packed`) and the activation fused; without a packed copy, row blocks for one row, else the
+// plain product.
+Tensor product(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& packed, int64_t wide_output,
+               int64_t activation = -1) {
+  const int64_t rows = x.size(0), out = w.size(0);
+  if (rows == 1 && out < wide_output * w.size(1)) return activate(one_row(x, w, b), activation);
+  if (packed.defined()) {
+    static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_linear_pointwise", "");
+    static const char* const attrs[] = {"none", "relu", "gelu", "gelu"};
+    static const char* const algorithms[] = {"", "", "none", "tanh"};
+    torch::jit::Stack stack{x, packed, b, std::string(attrs[activation + 1]),
+                            c10::List<std::optional<at::Scalar>>(), std::string(algorithms[activation + 1])};
+    op.callBoxed(&stack);
+    return stack[0].toTensor();
+  }
+  return activate(rows == 1 ? one_row(x, w, b) : at::linear(x, w, b), activation);
+}
+
+// x + sublayer(x) then LayerNorm (post-norm), or x + sublayer(LayerNorm(x)) (pre-norm).
+template <typename Sublayer>
+Tensor add_norm(const Tensor& x, const Tensor& norm_w, const Tensor& norm_b, double eps, bool norm_first,
+                Sublayer sublayer) {
+  const int64_t d = x.size(1);
+  if (norm_first) return x + sublayer(at::layer_norm(x, {d}, norm_w, norm_b, eps));
+  return at::layer_norm(x + sublayer(x), {d}, norm_w, norm_b, eps);
+}
+
+}  // namespace
+
+// x: (batch, d_model), the new position's embedding. tensors: kTensorsPerLayer per layer; packed: the same
+// layout with oneDNN copies of the weights (undefined tensors elsewhere), or empty. self_keys/self_values:
+// (batch, heads, capacity, head_dim) buffers holding `length` positions; the new one is written at `length`.
+// cross_keys/cross_values: (batch, heads, src_len, head_dim). memory_mask: (batch, 1, 1, src_len) bool or None.
+// activation: 0 relu, 1 gelu (erf), 2 gelu (tanh); wide: tformer.nn.linear.WIDE_OUTPUT.
+// Returns (batch, d_model), before any final LayerNorm.
+Tensor decoder_step(Tensor x, const std::vector<Tensor>& tensors, const std::vector<Tensor>& packed,
+                    const std::vector<Tensor>& self_keys, const std::vector<Tensor>& self_values, int64_t length,
+                    const std::vector<Tensor>& cross_keys, const std::vector<Tensor>& cross_values,
+                    const std::optional<Tensor>& memory_mask, int64_t heads, double eps, bool norm_first,
+                    int64_t activation, int64_t wide) {
+  const int64_t batch = x.size(0), d = x.size(1), head_dim = d / heads;
+  const int64_t layers = static_cast<int64_t>(self_keys.size());
+  TORCH_CHECK(static_cast<int64_t>(tensors.size()) == layers * kTensorsPerLayer, "decoder_step: expected ",
+              layers * kTensorsPerLayer, " tensors, got ", tensors.size());
+  const Tensor none;
+  for (int64_t l = 0; l < layers; ++l) {
+    const Tensor* t = &tensors[l * kTensorsPerLayer];
+    const Tensor* p = packed.empty() ? nullptr : &packed[l * kTensorsPerLayer];
+    auto pk = [&](int64_t i) -> const Tensor& { return p == nullptr ? none : p[i]; };
+
+    x = add_norm(x, t[4], t[5], eps, norm_first, [&](const Tensor& h) {  // masked self-attention
+      auto qkv = product(h, t[0], t[1], pk(0), wide).view({batch, 3 * heads, 1, head_dim});
+      self_keys[l].select(2, length).copy_(qkv.narrow(1, heads, heads).squeeze(2));
+      self_values[l].select(2, length).copy_(qkv.narrow(1, 2 * heads, heads).squeeze(2));
+      auto keys = self_keys[l].narrow(2, 0, length + 1), values = self_values[l].narrow(2, 0, length + 1);
+      auto attended = at::scaled_dot_product_attention(qkv.narrow(1, 0, heads), keys, values);
+      return product(attended.reshape({batch, d}), t[2], t[3], pk(2), wide);
+    });
+    x = add_norm(x, t[10], t[11], eps, norm_first, [&](const Tensor& h) {  // encoder-decoder attention
+      auto q = product(h, t[6], t[7], pk(6), wide).view({batch, heads, 1, head_dim});
+      auto attended = at::scaled_dot_product_attention(q, cross_keys[l], cross_values[l], memory_mask);
+      return product(attended.reshape({batch, d}), t[8], t[9], pk(8), wide);
+    });
+    x = add_norm(x, t[16], t[17], eps, norm_first, [&](const Tensor& h) {  // feed-forward
+      return product(product(h, t[12], t[13], pk(12), wide, activation), t[14], t[15], pk(14), wide);
+    });
+  }
+  return x;
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("decoder_step", &decoder_step, "One cached decoding step through every decoder layer (see decoder_step.cpp)");
+}

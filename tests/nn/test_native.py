@@ -1,0 +1,148 @@
+import os
+
+import pytest
+import torch
+
+from tformer.nn import native
+from tformer.nn.cache import KVCache
+from tformer.nn.layers import DecoderLayer
+from tformer.nn.stacks import Decoder
+
+REQUIRED = os.environ.get("TFORMER_REQUIRE_NATIVE") == "1"  # .ci/run: the build must work there
+
+
+def test_native_step_builds_where_required():
+    if native.native_ops() is None:
+        if REQUIRED:
+            pytest.fail("TFORMER_REQUIRE_NATIVE=1 but the native decoding step could not be built")
+        pytest.skip("no C++ toolchain here: decoding runs in Python")
+    assert hasattr(native.native_ops(), "decoder_step")
+
+
+needs_native = pytest.mark.skipif(native.native_ops() is None, reason="native decoding step not built here")
+
+
+def make_decoder(norm_first: bool, activation: str, d_ff: int = 64, d: int = 32, heads: int = 4) -> Decoder:
+    torch.manual_seed(0)
+    layers = 2
+    stack = [DecoderLayer(d, heads, d_ff, dropout=0.1, activation=activation, norm_first=norm_first)
+             for _ in range(layers)]
+    decoder = Decoder(stack, torch.nn.LayerNorm(d) if norm_first else None).eval()
+    for module in decoder.modules():  # LayerNorms start at 1 and 0: make them matter
+        if isinstance(module, torch.nn.LayerNorm):
+            torch.nn.init.normal_(module.weight, 1.0, 0.2)
+            torch.nn.init.normal_(module.bias, 0.0, 0.2)
+    return decoder
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, *args):
+        self.calls += 1
+        return CALL_NATIVE(*args)
+
+
+CALL_NATIVE = native.decoder_step
+
+
+def run_steps(decoder, memory, mask, steps, reorder_at=None, capacity=2):
+    """Hidden states of ``steps`` cached steps; ``reorder_at``: step after which rows are permuted (beam search)."""
+    torch.manual_seed(1)
+    xs = torch.randn(steps, memory.size(0), 1, decoder.layers[0].self_attn.d_model)
+    cache = KVCache(len(decoder.layers), capacity=capacity)  # small: the buffers must grow on the way
+    outs = []
+    with torch.inference_mode():
+        for step in range(steps):
+            outs.append(decoder(xs[step], memory, mask, cache).hidden)
+            if step == reorder_at:
+                order = torch.arange(memory.size(0)).flip(0)
+                cache.reorder(order)
+                memory, mask = memory[order], None if mask is None else mask[order]
+    return outs
+
+
+@needs_native
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("activation", ["relu", "gelu", "gelu_tanh"])
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("d_ff", [64, 256])  # 256: eight times d_model, a "wide" layer tformer.nn.linear packs
+def test_native_steps_equal_the_python_modules_exactly(monkeypatch, norm_first, activation, batch, d_ff):
+    decoder = make_decoder(norm_first, activation, d_ff)
+    torch.manual_seed(2)
+    memory = torch.randn(batch, 7, 32)
+    mask = None if batch == 1 else torch.tensor([[True] * 7, [True] * 4 + [False] * 3, [True] * 2 + [False] * 5])
+    counter = Counter()
+    monkeypatch.setattr(native, "decoder_step", counter)
+    fast = run_steps(decoder, memory, mask, steps=6, reorder_at=2 if batch > 1 else None)
+    assert counter.calls == 5  # every step but the first, which fills the caches in Python
+    monkeypatch.setattr(native, "applies", lambda *args: False)
+    reference = run_steps(decoder, memory, mask, steps=6, reorder_at=2 if batch > 1 else None)
+    for step, (a, b) in enumerate(zip(fast, reference)):
+        assert torch.equal(a, b), f"step {step}: max difference {(a - b).abs().max().item()}"
+
+
+@needs_native
+def test_native_step_is_not_used_where_it_would_differ_or_cannot_apply():
+    decoder = make_decoder(False, "relu")
+    memory = torch.randn(2, 5, 32)
+    cache = KVCache(2)
+    x = torch.randn(2, 1, 32)
+    with torch.inference_mode():
+        assert not native.applies(decoder, x, cache, None, False)  # empty cache: the first step fills it
+        decoder(x, memory, None, cache)
+        assert native.applies(decoder, x, cache, None, False)
+        assert not native.applies(decoder, x, cache, None, True)  # attention weights requested
+        assert not native.applies(decoder, torch.randn(2, 2, 32), cache, None, False)  # two new positions
+        assert not native.applies(decoder, x.double(), cache, None, False)
+        assert not native.applies(decoder, x, None, None, False)
+    assert not native.applies(decoder, x, cache, None, False)  # gradients on
+    decoder.train()
+    with torch.inference_mode():
+        assert not native.applies(decoder, x, cache, None, False)
+
+
+@needs_native
+def test_int8_layers_keep_the_python_path():
+    from tformer.nn.quantized import quantize_linear_layers
+
+    decoder = make_decoder(False, "relu")
+    d = 32
+    quantize_linear_layers(decoder, {layer.cross_attn.in_proj: (d,) for layer in decoder.layers})
+    memory = torch.randn(1, 5, d)
+    cache = KVCache(2)
+    x = torch.randn(1, 1, d)
+    with torch.inference_mode():
+        decoder(x, memory, None, cache)
+        assert not native.applies(decoder, x, cache, None, False)
+        assert decoder(x, memory, None, cache).hidden.shape == (1, 1, d)
+
+
+@needs_native
+@pytest.mark.parametrize("beam", [1, 3])
+def test_greedy_and_beam_search_give_the_same_hypotheses_with_and_without_it(monkeypatch, beam):
+    from tformer.decoding.beam import beam_search
+    from tformer.decoding.greedy import greedy_search
+    from tformer.models.config import TransformerConfig
+    from tformer.models.seq2seq import Seq2SeqTransformer
+
+    torch.manual_seed(0)
+    config = TransformerConfig(src_vocab_size=50, tgt_vocab_size=50, d_model=32, num_heads=4, d_ff=64,
+                               num_encoder_layers=2, num_decoder_layers=2, max_len=64)
+    model = Seq2SeqTransformer(config).eval()
+    src = torch.randint(4, 50, (5, 9))
+    src[1, 6:] = config.pad_id
+    src[3, 3:] = config.pad_id
+
+    def search():
+        if beam == 1:
+            return [(h.tokens, h.step_log_probs) for h in greedy_search(model, src)]
+        return [[(h.tokens, h.step_log_probs) for h in hyps] for hyps in beam_search(model, src, beam=beam, nbest=2)]
+
+    counter = Counter()
+    monkeypatch.setattr(native, "decoder_step", counter)
+    fast = search()
+    assert counter.calls > 0
+    monkeypatch.setattr(native, "applies", lambda *args: False)
+    assert fast == search()
