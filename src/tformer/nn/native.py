@@ -1,8 +1,8 @@
 """The decoder stack's cached one-position step in C++, for CPU inference (``csrc/decoder_step.cpp``).
 
-A decoding step at batch 1 makes about 250 PyTorch operator calls on small tensors; from Python, the time between
-them is about as long as the arithmetic. The C++ step makes the same calls to the same kernels in the same order,
-so its results are identical to the Python modules' (tested), without the interpreter in between.
+A decoding step at batch 1 makes hundreds of PyTorch operator calls on small tensors; from Python, the time
+between them is about as long as the arithmetic. The C++ step makes the same calls to the same kernels in the same
+order, so its results are identical to the Python modules' (tested), without the interpreter in between.
 
 It is built with PyTorch's extension builder the first time it is needed (a C++ compiler is required; about 30 s,
 once; the build is kept in PyTorch's extensions folder, ``TORCH_EXTENSIONS_DIR``). ``make install`` builds it ahead.
@@ -76,9 +76,11 @@ def applies(decoder: Decoder, x: Tensor, cache: KVCache | None, memory_mask: Ten
         return False
     if memory_mask is not None and not fused_kernel_zeroes_masked_rows("cpu"):
         return False
+    if native_ops() is None:
+        return False
     if cache.native_state is None:
         cache.native_state = _state(decoder)
-    return cache.native_state is not False and native_ops() is not None
+    return cache.native_state is not False
 
 
 def decoder_step(decoder: Decoder, x: Tensor, memory_mask: Tensor | None, cache: KVCache) -> Tensor:

@@ -3,8 +3,8 @@
 // The same computation as tformer.nn.stacks.Decoder with a KV cache and one new target position per sentence
 // (see tformer/nn/native.py, which builds this file on first use and falls back to Python without a compiler).
 // It calls the same PyTorch kernels in the same order as the Python modules, so results are identical; what it
-// removes is the Python interpreter's time between the ~250 operator calls of a step, which at batch 1 is about
-// as long as the arithmetic itself.
+// removes is the Python interpreter's time between the hundreds of operator calls of a step, which at batch 1 is
+// about as long as the arithmetic itself.
 #include <torch/extension.h>
 
 #include <ATen/core/dispatch/Dispatcher.h>
