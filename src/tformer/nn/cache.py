@@ -47,27 +47,29 @@ class AttentionCache:
             self._keys, self._values, self.length = keys, values, keys.size(2)
             return keys, values
         new_len = self.length + keys.size(2)
-        if self._keys is None or new_len > self._keys.size(2):
-            self._grow(keys, max(new_len, self.capacity, 2 * (self._keys.size(2) if self._keys is not None else 0)))
-        assert self._keys is not None and self._values is not None
-        self._keys[:, :, self.length : new_len] = keys
-        self._values[:, :, self.length : new_len] = values
-        self.length = new_len
+        key_buffer, value_buffer = self._room_for(new_len, like=keys)
+        key_buffer[:, :, self.length : new_len] = keys
+        value_buffer[:, :, self.length : new_len] = values
+        self.advance(keys.size(2))
         return self.keys, self.values
 
     def reserve(self, new_positions: int = 1) -> tuple[Tensor, Tensor]:
         """Make room for ``new_positions`` more positions of a growing cache that already holds some; return the
         whole (batch, heads, capacity, head_dim) buffers. For code that writes into them itself (the native
         decoding step, tformer.nn.native), which then calls ``advance``."""
-        assert not self.static and self._keys is not None and self._values is not None, "cache is empty or static"
-        new_len = self.length + new_positions
-        if new_len > self._keys.size(2):
-            self._grow(self._keys, max(new_len, 2 * self._keys.size(2)))
-        return self._keys, self._values
+        assert not self.static and self._keys is not None, "cache is empty or static"
+        return self._room_for(self.length + new_positions, like=self._keys)
 
     def advance(self, new_positions: int = 1) -> None:
         """Count ``new_positions`` written into the buffers returned by ``reserve``."""
         self.length += new_positions
+
+    def _room_for(self, new_len: int, like: Tensor) -> tuple[Tensor, Tensor]:
+        """The buffers, grown (doubling, at least ``capacity``) if they cannot hold ``new_len`` positions."""
+        if self._keys is None or new_len > self._keys.size(2):
+            self._grow(like, max(new_len, self.capacity, 2 * (self._keys.size(2) if self._keys is not None else 0)))
+        assert self._keys is not None and self._values is not None
+        return self._keys, self._values
 
     def _grow(self, like: Tensor, capacity: int) -> None:
         self._spare = None  # the wrong capacity from now on
