@@ -81,6 +81,12 @@ class PackedWeight:
         return made[2]
 
 
+def packable(weight: Tensor) -> bool:
+    """Whether a ``PackedWeight`` copy of ``weight`` can be made and kept current: float32, oneDNN present, and not
+    made under ``torch.inference_mode`` (such a weight has no version counter, so a copy could not see it change)."""
+    return weight.dtype == torch.float32 and not weight.is_inference() and packed_products_available()
+
+
 def product_form(x: Tensor, in_features: int, out_features: int) -> str:
     """Which form computes ``x`` (..., in_features) times the weight fastest: "plain" (``F.linear``),
     "weight_first" ((W · xᵀ)ᵀ by row blocks of W, one row) or "packed" (oneDNN, weight reordered once)."""
@@ -103,8 +109,7 @@ def fast_linear(
     weight made under ``torch.inference_mode``, the "packed" form falls back to the plain one."""
     out_features, in_features = weight.shape
     form = product_form(x, in_features, out_features)
-    if form == "packed" and (packed is None or weight.is_inference() or weight.dtype != torch.float32):
-        # A weight made under inference_mode has no version counter, so a cached copy could not see it change.
+    if form == "packed" and (packed is None or not packable(weight)):
         form = "weight_first" if x.numel() == in_features else "plain"
     if form == "packed":
         attr, algorithm = FUSED_ACTIVATIONS[activation] if activation is not None else ("none", "")
@@ -155,17 +160,17 @@ class Linear(nn.Linear):
     def packed_weight(self, rows: slice | None = None) -> Tensor | None:
         """oneDNN's copy of the weight (or of its output rows ``rows``) for code that calls the packed product
         itself (tformer.nn.native); None where the packed form is unavailable."""
-        weight = self.weight if rows is None else self.weight[rows]
-        if not packed_products_available() or weight.is_inference() or weight.dtype != torch.float32:
-            return None
-        if rows is None:
-            return self.packed(weight)
-        start, stop = rows.indices(self.out_features)[:2]
-        return self._row_blocks.setdefault((start, stop), PackedWeight())(weight)
+        weight, _, packed = self._block(rows)
+        return packed(weight) if packable(weight) else None
 
     def rows(self, x: Tensor, rows: slice) -> Tensor:
         """x times the output rows ``rows`` of the weight only (e.g. the query block of a fused Q/K/V layer)."""
+        return fast_linear(x, *self._block(rows))
+
+    def _block(self, rows: slice | None) -> tuple[Tensor, Tensor | None, PackedWeight]:
+        """The weight and bias of the output rows ``rows`` (all for None) and the cache of their packed copy."""
+        if rows is None:
+            return self.weight, self.bias, self.packed
         start, stop = rows.indices(self.out_features)[:2]
         packed = self._row_blocks.setdefault((start, stop), PackedWeight())
-        bias = None if self.bias is None else self.bias[start:stop]
-        return fast_linear(x, self.weight[start:stop], bias, packed)
+        return self.weight[start:stop], None if self.bias is None else self.bias[start:stop], packed
