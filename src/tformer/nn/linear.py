@@ -160,14 +160,14 @@ class Linear(nn.Linear):
     def packed_weight(self, rows: slice | None = None) -> Tensor | None:
         """oneDNN's copy of the weight (or of its output rows ``rows``) for code that calls the packed product
         itself (tformer.nn.native); None where the packed form is unavailable."""
-        weight, _, packed = self._block(rows)
+        weight, _, packed = self.block(rows)
         return packed(weight) if packable(weight) else None
 
     def rows(self, x: Tensor, rows: slice) -> Tensor:
         """x times the output rows ``rows`` of the weight only (e.g. the query block of a fused Q/K/V layer)."""
-        return fast_linear(x, *self._block(rows))
+        return fast_linear(x, *self.block(rows))
 
-    def _block(self, rows: slice | None) -> tuple[Tensor, Tensor | None, PackedWeight]:
+    def block(self, rows: slice | None) -> tuple[Tensor, Tensor | None, PackedWeight]:
         """The weight and bias of the output rows ``rows`` (all for None) and the cache of their packed copy."""
         if rows is None:
             return self.weight, self.bias, self.packed

@@ -28,15 +28,13 @@ from tformer.nn.cache import KVCache
 from tformer.nn.linear import WIDE_OUTPUT, Linear
 
 if TYPE_CHECKING:
-    from tformer.nn.layers import DecoderLayer
+    from tformer.nn.layers import AddNorm, DecoderLayer
     from tformer.nn.stacks import Decoder
 
 ENV = "TFORMER_NATIVE"  # "0" turns the native step off
 SOURCE = Path(__file__).parent / "csrc" / "decoder_step.cpp"
 NAME = "tformer_decoder_step"
 ACTIVATION_CODES = {"relu": 0, "gelu": 1, "gelu_tanh": 2}  # as decoder_step.cpp's `activation`
-TENSORS_PER_LAYER = 18  # layer_tensors; decoder_step.cpp kTensorsPerLayer
-WEIGHT_POSITIONS = (0, 2, 6, 8, 12, 14)  # of those, the products' weights
 
 
 @functools.cache
@@ -110,12 +108,23 @@ class _State:
         self.eps = first.self_attn_norm.norm.eps
         self.norm_first = first.self_attn_norm.norm_first
         self.activation = ACTIVATION_CODES[first.ffn.activation]
-        self.tensors = [t.detach() for layer in layers for t in layer_tensors(layer)]
-        packed = [p for layer in layers for p in layer_packed(layer)]
-        weights = [p for i, p in enumerate(packed) if i % TENSORS_PER_LAYER in WEIGHT_POSITIONS]
-        # Empty where no copy is read (biases, norms); all-empty when the packed form is unavailable (the C++ step
-        # then uses the plain product, as tformer.nn.linear does).
-        self.packed = [] if None in weights else [torch.Tensor() if p is None else p for p in packed]
+        # decoder_step.cpp's order: per sub-layer, weight and bias of each product, then the norm's weight and bias.
+        self.tensors: list[Tensor] = []
+        packed: list[Tensor | None] = []  # oneDNN copies at the weights' places, None elsewhere
+        copies: list[Tensor | None] = []
+        for layer in layers:
+            for products, add_norm in sublayers(layer):
+                for linear, rows in products:
+                    weight, bias, _ = linear.block(rows)
+                    copies.append(linear.packed_weight(rows))
+                    self.tensors += [weight.detach(), bias.detach()]
+                    packed += [copies[-1], None]
+                self.tensors += [add_norm.norm.weight.detach(), add_norm.norm.bias.detach()]
+                packed += [None, None]
+        # Without a copy for every product none is passed, and the C++ step multiplies several rows by the plain
+        # product, as tformer.nn.linear does without one.
+        missing = any(copy is None for copy in copies)
+        self.packed = [] if missing else [torch.Tensor() if t is None else t for t in packed]
 
 
 def _state(decoder: Decoder) -> _State | bool:
@@ -125,45 +134,27 @@ def _state(decoder: Decoder) -> _State | bool:
     layers = list(decoder.layers)
     if not layers or not all(isinstance(layer, DecoderLayer) for layer in layers):
         return False
-    linears = [m for layer in layers for m in (layer.self_attn.in_proj, layer.self_attn.out_proj,
-                                               layer.cross_attn.in_proj, layer.cross_attn.out_proj,
-                                               layer.ffn.linear1, layer.ffn.linear2)]
     first = layers[0]
-    same = all(
-        layer.self_attn.num_heads == first.self_attn.num_heads
-        and layer.ffn.activation == first.ffn.activation
-        and all(n.norm.eps == first.self_attn_norm.norm.eps and n.norm_first == first.self_attn_norm.norm_first
-                for n in (layer.self_attn_norm, layer.cross_attn_norm, layer.ffn_norm))
-        for layer in layers
+    parts = [part for layer in layers for part in sublayers(layer)]
+    known = all(type(linear) is Linear and linear.bias is not None for products, _ in parts for linear, _ in products)
+    same_norms = all(n.norm.eps == first.self_attn_norm.norm.eps and n.norm_first == first.self_attn_norm.norm_first
+                     for _, n in parts)
+    same_layers = all(
+        attention.num_heads == first.self_attn.num_heads and layer.ffn.activation == first.ffn.activation
+        for layer in layers for attention in (layer.self_attn, layer.cross_attn)
     )
-    if not same or not all(type(m) is Linear and m.bias is not None for m in linears):
-        return False
-    if first.ffn.activation not in ACTIVATION_CODES:
+    if not (known and same_norms and same_layers and first.ffn.activation in ACTIVATION_CODES):
         return False
     return _State(layers)
 
 
-def layer_tensors(layer: DecoderLayer) -> list[Tensor]:
-    """The 18 tensors of one decoder layer in decoder_step.cpp's order: per sub-layer its products' weights and
-    biases, then its LayerNorm's weight and bias (cross-attention: the query rows of the fused projection only)."""
+def sublayers(layer: DecoderLayer) -> list[tuple[list[tuple[Linear, slice | None]], AddNorm]]:
+    """The layer's three sub-layers in decoder_step.cpp's order, each as its two products (a linear layer and the
+    output rows used: cross-attention multiplies by the query rows of its fused projection only) and its
+    Add & Norm."""
     d = layer.self_attn.d_model
-    sa, ca, ffn = layer.self_attn, layer.cross_attn, layer.ffn
     return [
-        sa.in_proj.weight, sa.in_proj.bias, sa.out_proj.weight, sa.out_proj.bias,
-        layer.self_attn_norm.norm.weight, layer.self_attn_norm.norm.bias,
-        ca.in_proj.weight[:d], ca.in_proj.bias[:d], ca.out_proj.weight, ca.out_proj.bias,
-        layer.cross_attn_norm.norm.weight, layer.cross_attn_norm.norm.bias,
-        ffn.linear1.weight, ffn.linear1.bias, ffn.linear2.weight, ffn.linear2.bias,
-        layer.ffn_norm.norm.weight, layer.ffn_norm.norm.bias,
-    ]  # fmt: skip
-
-
-def layer_packed(layer: DecoderLayer) -> list[Tensor | None]:
-    """oneDNN copies of the layer's weights at the positions of ``layer_tensors``' weights (None elsewhere)."""
-    d = layer.self_attn.d_model
-    sa, ca, ffn = layer.self_attn, layer.cross_attn, layer.ffn
-    return [
-        sa.in_proj.packed_weight(), None, sa.out_proj.packed_weight(), None, None, None,
-        ca.in_proj.packed_weight(slice(0, d)), None, ca.out_proj.packed_weight(), None, None, None,
-        ffn.linear1.packed_weight(), None, ffn.linear2.packed_weight(), None, None, None,
-    ]  # fmt: skip
+        ([(layer.self_attn.in_proj, None), (layer.self_attn.out_proj, None)], layer.self_attn_norm),
+        ([(layer.cross_attn.in_proj, slice(0, d)), (layer.cross_attn.out_proj, None)], layer.cross_attn_norm),
+        ([(layer.ffn.linear1, None), (layer.ffn.linear2, None)], layer.ffn_norm),
+    ]

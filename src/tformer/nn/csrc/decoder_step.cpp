@@ -16,7 +16,7 @@ using torch::Tensor;
 
 namespace {
 
-constexpr int64_t kTensorsPerLayer = 18;  // the order is fixed by tformer.nn.native.layer_tensors
+constexpr int64_t kTensorsPerLayer = 18;  // 3 sub-layers x (2 products x (weight, bias) + norm weight, bias)
 
 Tensor activate(const Tensor& h, int64_t activation) {
   if (activation < 0) return h;
