@@ -86,6 +86,19 @@ class Seq2SeqTransformer(nn.Module):
         x = self.positions(self.tgt_embed(tgt), offset=offset)
         return self.decoder(x, encoded.memory, encoded.src_mask, cache, need_weights)
 
+    def next_token_log_probs(self, tokens: Tensor, cache: KVCache, memory: EncoderOutput | None = None) -> Tensor:
+        """The decoding interface (``tformer.decoding.interface.DecodingModel``): log-probabilities of the next token.
+
+        Shapes:
+            tokens: (rows, new_len) the target positions not yet in ``cache``; memory: ``encode``'s output for the
+            same rows (required: this model has an encoder).
+        Returns:
+            (rows, tgt_vocab_size) float32 log-probabilities after the last position.
+        """
+        if memory is None:
+            raise ValueError("Seq2SeqTransformer.next_token_log_probs needs memory (the encoder output), got None")
+        return self.output.log_probs(self.decode(tokens, memory, cache).hidden[:, -1])
+
     def forward(self, src: Tensor, tgt: Tensor, keep: Tensor | None = None) -> Tensor:
         """Teacher-forced logits.
 
