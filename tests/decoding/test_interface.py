@@ -4,11 +4,17 @@ import torch
 
 from tformer.decoding.interface import DecodingModel, EncoderDecoderModel, SearchCache, SearchMemory
 
+from tests.decoding.scripted import ScriptedModel
+
 
 def test_seq2seq_implements_the_interface(tiny_model):
     assert isinstance(tiny_model, EncoderDecoderModel) and isinstance(tiny_model, DecodingModel)
     assert isinstance(tiny_model.new_cache(), SearchCache)
     assert isinstance(tiny_model.encode(torch.tensor([[5, 6, 2]])), SearchMemory)
+
+
+def test_the_scripted_test_model_implements_the_interface():
+    assert isinstance(ScriptedModel({}), EncoderDecoderModel)
 
 
 def test_next_token_log_probs_is_the_last_position_of_a_full_pass(tiny_model):

@@ -13,14 +13,19 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from tformer.decoding.greedy import Hypothesis, max_output_length, restrict_to_eos, should_prune
-from tformer.models.seq2seq import Seq2SeqTransformer
-from tformer.nn.outputs import EncoderOutput
+from tformer.decoding.interface import EncoderDecoderModel
+from tformer.decoding.search import (  # noqa: F401  (freeze_finished: its old home was here)
+    Hypothesis,
+    freeze_finished,
+    output_limits,
+    restrict_to_eos,
+    should_prune,
+)
 
 
 @torch.inference_mode()
 def beam_search(
-    model: Seq2SeqTransformer,
+    model: EncoderDecoderModel,
     src: Tensor,
     beam: int = 4,
     length_penalty: float = 1.0,
@@ -38,11 +43,9 @@ def beam_search(
         raise ValueError(f"need beam >= 1 and 1 <= nbest <= beam, got beam={beam}, nbest={nbest}")
     cfg = model.config
     batch, k = src.size(0), beam
-    limits = torch.tensor([max_output_length(int(n), cfg.max_len, max_len_a, max_len_b)
-                           for n in src.ne(cfg.pad_id).sum(1)]).repeat_interleave(k)  # (batch * beam,)
+    limits = output_limits(src, cfg.pad_id, cfg.max_len, max_len_a, max_len_b).repeat_interleave(k)  # (batch * beam,)
     steps = int(limits.max()) + 1
-    encoded = model.encode(src)
-    encoded = EncoderOutput(encoded.memory.repeat_interleave(k, 0), encoded.src_mask.repeat_interleave(k, 0))
+    encoded = model.encode(src).select(torch.arange(batch, device=src.device).repeat_interleave(k))  # beam rows each
     cache = model.new_cache(capacity=steps + 1)
     tokens = torch.full((batch * k, steps + 1), cfg.pad_id, dtype=torch.long)  # BOS + generated
     tokens[:, 0] = cfg.bos_id
@@ -57,7 +60,7 @@ def beam_search(
     n, rows = batch, torch.arange(batch)[:, None] * k  # sentences in the batch; (n, 1) first row of each
     for t in range(steps):
         step_input = tokens[:, t : t + 1].to(src.device)
-        lp = model.output.log_probs(model.decode(step_input, encoded, cache).hidden[:, -1]).cpu()
+        lp = model.next_token_log_probs(step_input, cache, encoded).cpu()  # (alive * beam, vocab)
         if t >= first_limit:  # some row may have to end now
             restrict_to_eos(lp, finished, (limits <= t) & ~finished, cfg.eos_id)
         elif any_finished:
@@ -110,17 +113,6 @@ class BeamResults:
 def _rows(sentences: Tensor, k: int) -> Tensor:
     """The ``k`` consecutive rows of each sentence index: (sentences * k,)."""
     return (sentences[:, None] * k + torch.arange(k)).view(-1)
-
-
-def freeze_finished(log_probs: Tensor, finished: Tensor, eos_id: int) -> Tensor:
-    """``restrict_to_eos`` for finished rows only, without host syncs: their one continuation is EOS at log-prob 0.
-
-    Args:
-        log_probs: (rows, vocab); finished: (rows,) bool.
-    """
-    frozen = log_probs.masked_fill(finished[:, None], float("-inf"))
-    frozen[:, eos_id] = torch.where(finished, 0.0, log_probs[:, eos_id])
-    return frozen
 
 
 def _collect(

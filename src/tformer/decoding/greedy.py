@@ -2,45 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
-from tformer.models.seq2seq import Seq2SeqTransformer
-
-
-@dataclass
-class Hypothesis:
-    tokens: list[int]  # generated ids, without BOS and EOS
-    score: float  # sum of log-probabilities of the tokens and EOS
-    step_log_probs: list[float]  # one per generated token, EOS included; they sum to ``score``
-    normalized_score: float | None = None  # score / length ** length_penalty (beam search)
-
-
-def max_output_length(src_len: int, max_len: int, a: float = 1.5, b: int = 10) -> int:
-    """Longest output allowed for a source of ``src_len`` tokens: a * src_len + b, capped by the model."""
-    return min(int(a * src_len + b), max_len - 1)
-
-
-def restrict_to_eos(log_probs: Tensor, finished: Tensor, at_limit: Tensor, eos_id: int) -> None:
-    """In place on (rows, vocab): finished rows may only repeat EOS at log-probability 0; rows at their length
-    limit may only end, with EOS at its own log-probability."""
-    eos = log_probs[:, eos_id].clone()
-    log_probs[finished | at_limit] = float("-inf")
-    log_probs[at_limit, eos_id] = eos[at_limit]
-    log_probs[finished, eos_id] = 0.0
-
-
-def should_prune(finished: int, rows: int) -> bool:
-    """Whether to drop finished rows from a decoding batch now: copying the caches costs about one decoding step,
-    so wait until an eighth of the rows (and at least one) has finished."""
-    return finished > 0 and finished * 8 >= rows
+from tformer.decoding.interface import EncoderDecoderModel
+from tformer.decoding.search import (  # noqa: F401  (Hypothesis, max_output_length, restrict_to_eos: old home)
+    Hypothesis,
+    max_output_length,
+    output_limits,
+    restrict_to_eos,
+    should_prune,
+)
 
 
 @torch.inference_mode()
 def greedy_search(
-    model: Seq2SeqTransformer, src: Tensor, max_len_a: float = 1.5, max_len_b: int = 10
+    model: EncoderDecoderModel, src: Tensor, max_len_a: float = 1.5, max_len_b: int = 10
 ) -> list[Hypothesis]:
     """Pick the most probable token at every step until EOS or the length limit.
 
@@ -51,8 +28,7 @@ def greedy_search(
     """
     cfg = model.config
     batch = src.size(0)
-    src_lens = src.ne(cfg.pad_id).sum(1)
-    limits = torch.tensor([max_output_length(int(n), cfg.max_len, max_len_a, max_len_b) for n in src_lens])
+    limits = output_limits(src, cfg.pad_id, cfg.max_len, max_len_a, max_len_b)  # (batch,)
     steps, first_limit = int(limits.max()) + 1, int(limits.min())
     encoded = model.encode(src)
     cache = model.new_cache(capacity=steps)
@@ -62,7 +38,7 @@ def greedy_search(
     alive = torch.arange(batch)  # rows of the original batch still in the decoding batch, in its order
     done = torch.zeros(batch, dtype=torch.bool)  # (alive,) rows that have emitted EOS
     for step in range(steps):
-        lp = model.output.log_probs(model.decode(token, encoded, cache).hidden[:, -1]).cpu()  # (alive, vocab)
+        lp = model.next_token_log_probs(token, cache, encoded).cpu()  # (alive, vocab)
         if step >= first_limit:  # some row may have to end now
             at_limit = limits[alive] <= step
             restrict_to_eos(lp, torch.zeros_like(at_limit), at_limit, cfg.eos_id)

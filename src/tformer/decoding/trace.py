@@ -19,7 +19,8 @@ import torch
 from torch import Tensor
 
 from tformer.decoding.beam import beam_search
-from tformer.decoding.greedy import Hypothesis, greedy_search, max_output_length
+from tformer.decoding.greedy import greedy_search
+from tformer.decoding.search import Hypothesis, max_output_length
 from tformer.decoding.translator import Translator
 from tformer.models.seq2seq import Seq2SeqTransformer
 from tformer.nn.outputs import DecoderOutput, EncoderOutput
