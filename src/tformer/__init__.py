@@ -3,6 +3,7 @@
 from tformer.decoding.translator import Translator
 from tformer.models import Seq2SeqTransformer, TransformerConfig
 from tformer.models.bert import BertConfig, BertForSequenceClassification, BertModel
+from tformer.models.causal_lm import CausalLM, CausalLMConfig
 from tformer.models.pipelines import SentenceEncoder, TextClassifier
 from tformer.text.pretrained import Tokenizer
 
@@ -12,6 +13,8 @@ __all__ = [
     "BertConfig",
     "BertForSequenceClassification",
     "BertModel",
+    "CausalLM",
+    "CausalLMConfig",
     "Seq2SeqTransformer",
     "SentenceEncoder",
     "TextClassifier",

@@ -17,6 +17,7 @@ from tformer.nn.cache import AttentionCache
 from tformer.nn.linear import Linear
 from tformer.nn.masks import causal_mask, combine_masks
 from tformer.nn.outputs import AttentionOutput
+from tformer.nn.rotary import apply_rotary
 
 
 def scaled_dot_product_attention(
@@ -74,17 +75,27 @@ class MultiHeadAttention(nn.Module):
 
     Self-attention when ``memory`` is None, cross-attention (encoder-decoder) otherwise. The Q, K and V
     projections are one fused ``in_proj`` matrix (rows: query, key, value), like ``torch.nn.MultiheadAttention``.
+
+    Grouped-query attention (Ainslie et al., 2023): with ``num_kv_heads`` < ``num_heads``, each group of
+    num_heads / num_kv_heads query heads shares one key/value head, so the cache holds num_kv_heads heads.
     """
 
-    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True) -> None:
+    def __init__(
+        self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True, num_kv_heads: int | None = None
+    ) -> None:
         super().__init__()
+        num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
         if d_model % num_heads != 0:
             raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
+        if num_kv_heads <= 0 or num_heads % num_kv_heads != 0:
+            raise ValueError(f"num_heads ({num_heads}) must be a multiple of num_kv_heads ({num_kv_heads})")
         self.d_model = d_model
         self.num_heads = num_heads
+        self.num_kv_heads = num_kv_heads
         self.head_dim = d_model // num_heads
+        self.kv_dim = num_kv_heads * self.head_dim  # width of the keys (and of the values)
         self.dropout = dropout
-        self.in_proj = Linear(d_model, 3 * d_model, bias=bias)
+        self.in_proj = Linear(d_model, d_model + 2 * self.kv_dim, bias=bias)
         self.out_proj = Linear(d_model, d_model, bias=bias)
         nn.init.xavier_uniform_(self.in_proj.weight)
         if bias:
@@ -100,6 +111,7 @@ class MultiHeadAttention(nn.Module):
         causal: bool = False,
         cache: AttentionCache | None = None,
         need_weights: bool = False,
+        rotary: tuple[Tensor, Tensor] | None = None,
     ) -> AttentionOutput:
         """
         Args:
@@ -111,11 +123,15 @@ class MultiHeadAttention(nn.Module):
             causal: each query attends only to keys at its own position or earlier (offset by cached length).
             cache: keys/values from earlier steps; updated in place.
             need_weights: also return per-head weights (batch, heads, tgt_len, src_len).
+            rotary: cosines and sines (batch, 1, tgt_len, head_dim) of the query positions' rotary angles
+                (``tformer.nn.rotary``); self-attention queries and new keys are rotated before caching.
         Returns:
             AttentionOutput with output (batch, tgt_len, d_model).
         """
         batch, tgt_len, _ = query.shape
-        q, k, v = self._project(query, memory, cache)  # (batch, heads, len, head_dim)
+        q, k, v = self._project(query, memory, cache, rotary)  # (batch, heads | kv heads, len, head_dim)
+        if self.num_kv_heads != self.num_heads:
+            k, v = repeat_kv_heads(k, self.num_heads), repeat_kv_heads(v, self.num_heads)
         if causal and tgt_len > 1:
             step_mask = causal_mask(tgt_len, k.size(2), device=query.device)
             attn_mask = step_mask if attn_mask is None else attn_mask & step_mask
@@ -126,18 +142,21 @@ class MultiHeadAttention(nn.Module):
         return AttentionOutput(self.out_proj(out), weights)
 
     def _project(
-        self, query: Tensor, memory: Tensor | None, cache: AttentionCache | None
+        self, query: Tensor, memory: Tensor | None, cache: AttentionCache | None, rotary: tuple[Tensor, Tensor] | None
     ) -> tuple[Tensor, Tensor, Tensor]:
         d = self.d_model
         if memory is None and (cache is None or not cache.static):
-            q, k, v = self._split_heads(self.in_proj(query)).chunk(3, dim=1)
+            heads = (self.num_heads, self.num_kv_heads, self.num_kv_heads)
+            q, k, v = self._split_heads(self.in_proj(query)).split(heads, dim=1)
+            if rotary is not None:
+                q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
         else:
             q = self._split_heads(self._in_proj_rows(query, slice(0, d)))
             if cache is not None and cache.ready:
                 return q, cache.keys, cache.values
             if memory is None:
                 raise ValueError("cross-attention needs `memory` (or a filled cache)")
-            k, v = self._split_heads(self._in_proj_rows(memory, slice(d, 3 * d))).chunk(2, dim=1)
+            k, v = self._split_heads(self._in_proj_rows(memory, slice(d, d + 2 * self.kv_dim))).chunk(2, dim=1)
         if cache is not None:
             k, v = cache.update(k, v)
         return q, k, v
@@ -151,3 +170,11 @@ class MultiHeadAttention(nn.Module):
         """(batch, len, n * d_model) -> (batch, n * heads, len, head_dim), n = number of fused projections."""
         batch, length, width = x.shape
         return x.view(batch, length, width // self.head_dim, self.head_dim).transpose(1, 2)
+
+
+def repeat_kv_heads(x: Tensor, num_heads: int) -> Tensor:
+    """(batch, kv_heads, len, head_dim) -> (batch, num_heads, len, head_dim): each key/value head repeated for the
+    num_heads / kv_heads query heads of its group (query head h uses key/value head h // group)."""
+    batch, kv_heads, length, head_dim = x.shape
+    group = num_heads // kv_heads
+    return x[:, :, None].expand(batch, kv_heads, group, length, head_dim).reshape(batch, num_heads, length, head_dim)

@@ -12,14 +12,16 @@ ACTIVATIONS = tuple(FUSED_ACTIVATIONS)
 
 
 class FeedForward(nn.Module):
-    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "relu") -> None:
+    def __init__(
+        self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "relu", bias: bool = True
+    ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        self.linear1 = Linear(d_model, d_ff)
+        self.linear1 = Linear(d_model, d_ff, bias=bias)
         self.activation = activation  # applied by linear1, in the same pass as its product where it can be
         self.dropout = Dropout(dropout)
-        self.linear2 = Linear(d_ff, d_model)
+        self.linear2 = Linear(d_ff, d_model, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (batch, len, d_model) -> (batch, len, d_model)."""
