@@ -71,10 +71,17 @@ def dataset_spec(name: str, root: str | Path | None = None) -> DatasetSpec:
 def load_dataset(spec: DatasetSpec) -> tuple[LabelledTexts, LabelledTexts, list[str]]:
     """Both splits and the label set (from the training split, renamed by ``spec.label_names``).
 
-    A development label the training split never has raises ``DataError`` naming file and line.
+    Labels may be any strings (``ham``/``spam``); they become the model's label names. A training file with one
+    label only, or a development label the training split never has, raises ``DataError`` naming the file (and
+    the line).
     """
     train, dev = read_labelled_texts(spec.train), read_labelled_texts(spec.dev)
+    if not len(train):
+        raise DataError(f"{train.source}: no examples")
     raw = label_set(train.labels)
+    if len(raw) < 2:
+        raise DataError(f"{train.source}: every example has the label {raw[0]!r}; a classifier needs at least two "
+                        "labels in the training file")
     label_ids(dev, raw)
     for data in (train, dev):
         data.labels = [spec.label_names.get(label, label) for label in data.labels]
