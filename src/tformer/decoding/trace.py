@@ -18,8 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from tformer.decoding.beam import beam_search
-from tformer.decoding.greedy import greedy_search
+from tformer.decoding.batching import pad_sources, search_sources
 from tformer.decoding.search import Hypothesis, max_output_length
 from tformer.decoding.translator import Translator
 from tformer.models.seq2seq import Seq2SeqTransformer
@@ -153,16 +152,16 @@ def trace_translations(
     def label(token_id: int) -> str:
         return bpe_token_label(tokenizer.id_to_token(token_id))
 
+    sources = translator.encode_sources(texts)
+    # one sentence per batch: no padding, so the trace shows exactly what a single translation computes
+    found = search_sources(model, sources, beam, 1, length_penalty, 1, max_len_a, max_len_b, device)
     traces = []
-    for text, ids in zip(texts, translator.encode_sources(texts)):
+    for text, ids, hyps in zip(texts, sources, found):
         if not ids:
             traces.append(DecodingTrace(text, [], "", beam, 0.0, None, []))
             continue
-        src = torch.tensor([ids + [cfg.eos_id]], dtype=torch.long, device=device)  # (1, src_len)
-        if beam == 1:
-            hyp = greedy_search(model, src, max_len_a, max_len_b)[0]
-        else:
-            hyp = beam_search(model, src, beam, length_penalty, 1, max_len_a, max_len_b)[0][0]
+        src = pad_sources([ids], cfg.pad_id, cfg.eos_id).to(device)  # (1, src_len)
+        hyp = hyps[0]
         forward = teacher_force(model, src, hyp.tokens, need_weights)
         limit = max_output_length(src.size(1), cfg.max_len, max_len_a, max_len_b)
         steps = trace_steps(forward.log_probs, hyp, cfg.eos_id, limit, top_k, label)

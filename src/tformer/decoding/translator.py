@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from tformer.decoding.beam import beam_search
-from tformer.decoding.greedy import Hypothesis, greedy_search
+from tformer.decoding.batching import search_sources
+from tformer.decoding.search import Hypothesis
 from tformer.errors import ModelFolderError
 from tformer.models.seq2seq import Seq2SeqTransformer
 from tformer.text.bpe import BPETokenizer
@@ -104,23 +104,8 @@ class Translator:
         max_len_a: float = 1.5,
         max_len_b: int = 10,
     ) -> list[list[Hypothesis]]:
-        """Hypotheses (token ids and scores) per input, in input order, length-sorted batches inside."""
-        ids = self.encode_sources(texts)
-        cfg = self.model.config
-        results: list[list[Hypothesis]] = [[] for _ in ids]
-        todo = sorted((i for i in range(len(ids)) if ids[i]), key=lambda i: len(ids[i]))
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
-            src = torch.full((len(chunk), max(len(ids[i]) for i in chunk) + 1), cfg.pad_id, dtype=torch.long)
-            for row, i in enumerate(chunk):
-                src[row, : len(ids[i]) + 1] = torch.tensor(ids[i] + [cfg.eos_id])
-            src = src.to(self.model.output.weight.device)
-            if length_penalty is None:
-                length_penalty = self.length_penalty
-            if beam == 1:
-                found = [[h] for h in greedy_search(self.model, src, max_len_a, max_len_b)]
-            else:
-                found = beam_search(self.model, src, beam, length_penalty, nbest, max_len_a, max_len_b)
-            for i, hyps in zip(chunk, found):
-                results[i] = hyps
-        return results
+        """Hypotheses (token ids and scores) per input, in input order, length-sorted batches inside
+        (``tformer.decoding.batching``); an empty list for an empty input."""
+        length_penalty = self.length_penalty if length_penalty is None else length_penalty
+        return search_sources(self.model, self.encode_sources(texts), beam, nbest, length_penalty, batch_size,
+                              max_len_a, max_len_b)

@@ -67,11 +67,3 @@ def collate(pairs: list[tuple[list[int], list[int]]], pad_id: int, bos_id: int, 
         tgt_out[i, : len(t) + 1] = torch.tensor(t + [eos_id])
     return Batch(src, tgt_in, tgt_out)
 
-
-def pad_sources(ids: list[list[int]], pad_id: int, eos_id: int) -> Tensor:
-    """(batch, src_len) tensor of ids + EOS, right-padded."""
-    length = max(len(s) for s in ids) + 1
-    src = torch.full((len(ids), length), pad_id, dtype=torch.long)
-    for i, s in enumerate(ids):
-        src[i, : len(s) + 1] = torch.tensor(s + [eos_id])
-    return src

@@ -21,14 +21,14 @@ from tqdm import tqdm
 
 from tformer.data.batching import token_budget_batches
 from tformer.data.corpus import ParallelCorpus, multi30k
-from tformer.decoding.greedy import greedy_search
+from tformer.decoding.batching import search_sources
 from tformer.errors import ConfigError, ModelFolderError, TformerError
 from tformer.evaluation.bleu import corpus_bleu
 from tformer.models import Seq2SeqTransformer, TransformerConfig
 from tformer.text.bpe import BPETokenizer
 from tformer.training import checkpoint as ckpt
 from tformer.training import distributed
-from tformer.training.data import collate, encode_pairs, pad_sources, training_corpus
+from tformer.training.data import collate, encode_pairs, training_corpus
 from tformer.training.losses import batch_loss
 from tformer.training.recipe import Recipe
 from tformer.training.schedule import inverse_sqrt_schedule
@@ -392,14 +392,10 @@ def average_checkpoints(paths: list[Path]) -> dict[str, torch.Tensor]:
 def translate_greedy(
     model: Seq2SeqTransformer, tokenizer: BPETokenizer, texts: list[str], batch_size: int = 64
 ) -> list[str]:
-    """Greedy translations in length-sorted batches, returned in input order (used for validation BLEU)."""
-    ids = tokenizer.encode_batch(texts)
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    out: list[str] = [""] * len(ids)
-    c = model.config
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        src = pad_sources([ids[i][: c.max_len - 1] or [c.unk_id] for i in chunk], c.pad_id, c.eos_id)
-        for i, hyp in zip(chunk, greedy_search(model, src.to(model.output.weight.device))):
-            out[i] = tokenizer.decode(hyp.tokens)
-    return out
+    """Greedy translations in length-sorted batches, returned in input order (used for validation BLEU).
+
+    Batched as ``Translator`` batches (``tformer.decoding.batching``): an empty input gives an empty output."""
+    limit = model.config.max_len - 1
+    sources = [ids[:limit] for ids in tokenizer.encode_batch(texts)]
+    found = search_sources(model, sources, beam=1, batch_size=batch_size)
+    return [tokenizer.decode(hyps[0].tokens) if hyps else "" for hyps in found]
