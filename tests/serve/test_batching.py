@@ -131,3 +131,26 @@ def test_bad_jobs_are_refused(items, message):
 def test_bad_settings_are_refused(kwargs):
     with pytest.raises(ValueError):
         DynamicBatcher(Recorder(), **kwargs)
+
+
+def test_a_cancelled_job_leaves_the_queue_at_once_and_never_runs():
+    release, started = threading.Event(), threading.Event()
+    ran = []
+
+    def blocked(key, items):
+        started.set()
+        release.wait(30)
+        ran.extend(items)
+        return items
+
+    batcher = DynamicBatcher(blocked, max_batch_size=1, max_wait_ms=0, max_queue=2)
+    running = batcher.submit("k", [0])
+    assert started.wait(10)
+    gone, kept = batcher.submit("k", [1]), batcher.submit("k", [2])
+    assert batcher.cancel(gone) and batcher.queue.qsize() == 1
+    assert not batcher.cancel(running)  # its call has started: it cannot be taken back
+    newer = batcher.submit("k", [3])  # the dropped job's place is free again
+    release.set()
+    assert [running.result(10), kept.result(10), newer.result(10)] == [[0], [2], [3]]
+    assert gone.cancelled() and ran == [0, 2, 3]
+    batcher.close()

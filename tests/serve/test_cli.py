@@ -7,6 +7,8 @@ import time
 
 import httpx
 
+from tformer.cli.main import main
+
 from tests.cli.conftest import run_cli
 
 
@@ -55,3 +57,45 @@ def test_serve_refuses_bad_settings_before_loading_anything():
 def test_serve_names_a_missing_model_folder(tmp_path):
     r = run_cli("serve", "--model", str(tmp_path / "nowhere"), "--encoder", "none")
     assert r.returncode == 1 and b"model folder not found" in r.stderr
+
+
+def test_serve_refuses_another_address_without_an_api_key(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("TFORMER_API_KEY", raising=False)
+    nowhere = str(tmp_path / "nowhere")
+    for host in ("0.0.0.0", "192.168.1.7", "::", "example.org"):
+        assert main(["serve", "--host", host, "--model", nowhere, "--encoder", "none"]) == 1
+        assert f"refusing to serve on {host} without an API key" in capsys.readouterr().err
+    allowed = [("--host", "0.0.0.0", "--insecure"), ("--host", "0.0.0.0", "--api-key", "k"), ("--host", "127.0.0.2"),
+               ("--host", "localhost"), ("--host", "::1")]
+    for extra in allowed:  # past the check, the missing model folder is the next error
+        assert main(["serve", *extra, "--model", nowhere, "--encoder", "none"]) == 1
+        assert "model folder not found" in capsys.readouterr().err, extra
+    monkeypatch.setenv("TFORMER_API_KEY", "from-the-environment")
+    assert main(["serve", "--host", "0.0.0.0", "--model", nowhere, "--encoder", "none"]) == 1
+    assert "model folder not found" in capsys.readouterr().err
+
+
+def test_serve_with_an_api_key_answers_401_without_it(tiny_model_dir, tmp_path):
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TFORMER_API_KEY": "k3y"}
+    proc = subprocess.Popen([sys.executable, "-m", "tformer.cli.main", "serve", "--model", str(tiny_model_dir),
+                             "--encoder", "none", "--port", str(port), "--threads", "1", "--request-timeout", "30"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode()
+            try:
+                refused = httpx.get(f"{url}/health", timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "tformer serve did not come up"
+                time.sleep(0.3)
+        allowed = httpx.get(f"{url}/health", headers={"Authorization": "Bearer k3y"}, timeout=5)
+        page = httpx.get(f"{url}/", timeout=5)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out = proc.communicate(timeout=60)[0].decode()
+    assert refused.status_code == 401 and allowed.status_code == 200 and page.status_code == 200, out
+    assert allowed.json()["limits"]["request_timeout_s"] == 30

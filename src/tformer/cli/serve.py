@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import os
 from pathlib import Path
 
 from tformer.training.finetune import BEST, DEFAULT_OUT
 
 DEFAULT_CLASSIFIER = f"{DEFAULT_OUT}/{BEST}"
+API_KEY_ENV = "TFORMER_API_KEY"
 HELP = "Serve translation, attention, embeddings and classification over HTTP, with a web page at /."
 DESCRIPTION = HELP + """ Open http://HOST:PORT/ in a browser to translate German sentences and see the decoding
 steps and attention; the JSON API (POST /translate, /classify, /embed, /attention; GET /health) is documented at
@@ -34,7 +37,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-wait-ms", type=float, default=5.0, help="how long a request waits for others to "
                    "share its model call (default: %(default)s)")
     p.add_argument("--threads", type=int, help="CPU threads for the models (default: PyTorch's choice)")
+    p.add_argument("--request-timeout", type=float, default=60.0, metavar="SECONDS", help="longest a request may "
+                   "wait for its answer: past it, a request still queued is answered 503 and one whose model call "
+                   "is running 504 (default: %(default)s)")
+    p.add_argument("--api-key", default=os.environ.get(API_KEY_ENV), help="require 'Authorization: Bearer KEY' "
+                   f"on every request but the page and /docs (default: ${API_KEY_ENV}; none = no key needed). "
+                   "The page asks for the key, or takes it from its address: http://HOST:PORT/#key=KEY")
+    p.add_argument("--insecure", action="store_true", help="allow a --host other than this machine without an "
+                   "API key (anyone who can reach the port can use the server)")
     p.set_defaults(run=run)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only (127.0.0.0/8, ::1 or localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,9 +67,12 @@ def run(args: argparse.Namespace) -> int:
     from tformer.serve.schemas import ServeLimits
 
     limits = ServeLimits(max_chars=args.max_chars, max_batch_size=args.max_batch_size, max_queue=args.max_queue,
-                         max_wait_ms=args.batch_wait_ms)  # checks the numbers before the slow part
+                         max_wait_ms=args.batch_wait_ms, request_timeout_s=args.request_timeout)  # before the slow part
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be between 0 and 65535, got {args.port}")
+    if not args.api_key and not args.insecure and not is_loopback(args.host):
+        raise ValueError(f"refusing to serve on {args.host} without an API key: anyone who reaches the port could "
+                         f"use it. Give --api-key KEY (or set ${API_KEY_ENV}), or --insecure to serve without one")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     classifier = args.classifier
@@ -62,5 +86,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"tformer serve: no classifier at {DEFAULT_CLASSIFIER}: /classify answers 503 until you make one "
               "with `tformer finetune`", flush=True)
     print(f"tformer serve: open http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
-    uvicorn.run(create_app(models, limits), host=args.host, port=args.port, log_level="warning")
+    if args.api_key:
+        print("tformer serve: requests need 'Authorization: Bearer KEY' (the page: add #key=KEY to its address)",
+              flush=True)
+    uvicorn.run(create_app(models, limits, api_key=args.api_key or None), host=args.host, port=args.port,
+                log_level="warning")
     return 0

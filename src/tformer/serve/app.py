@@ -3,10 +3,13 @@
 ``create_app`` takes models that are already loaded (``tformer.serve.models.load_models`` for the real ones, tiny
 ones in tests). Every model call goes through one ``DynamicBatcher``: concurrent requests are batched, never run
 side by side. Bad input is answered 4xx with a message that names the field and the problem; a full queue or a
-model the server does not hold is answered 503.
+model the server does not hold is answered 503. A request leaves the queue when its client disconnects, and one
+that waits longer than ``request_timeout_s`` is answered 503 (still queued) or 504 (its model call was running).
+``RequestGuard`` checks the API key and the body size before a request reaches the routes.
 """
 
 import asyncio
+from asyncio import FIRST_COMPLETED
 from collections.abc import Hashable
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -21,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tformer import __version__
 from tformer.serve.batching import DynamicBatcher, QueueFullError
+from tformer.serve.guard import RequestGuard, client_gone
 from tformer.serve.models import MISSING, ModelUnavailableError, ServedModels
 from tformer.serve.schemas import (
     AttentionResponse,
@@ -38,12 +42,16 @@ model's top candidates, and attention weights of every layer and head. Also sent
 classification with a BERT encoder. The page at [/](/) shows all of it.
 
 Requests that arrive within a few milliseconds of each other share one model call. Errors come back as
-`{"error": "...", "details": [...]}`: 4xx for bad input, 503 when the server is busy or lacks the model."""
-ERRORS = {code: {"model": ErrorResponse} for code in (400, 422, 503)}
+`{"error": "...", "details": [...]}`: 4xx for bad input (401: a missing or wrong API key), 503 when the server
+is busy or lacks the model, 504 when the answer took longer than the server's time limit."""
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 413, 422, 503, 504)}
 
 
-def create_app(models: ServedModels, limits: ServeLimits | None = None) -> FastAPI:
-    """The app for these models: routes, error handlers, and a batcher started and stopped with the app."""
+def create_app(models: ServedModels, limits: ServeLimits | None = None, api_key: str | None = None) -> FastAPI:
+    """The app for these models: routes, error handlers, and a batcher started and stopped with the app.
+
+    With ``api_key``, every request but the page and the API docs must send ``Authorization: Bearer API_KEY``.
+    """
     limits = limits or ServeLimits()
     batcher = DynamicBatcher(models.run, limits.max_batch_size, limits.max_wait_ms, limits.max_queue)
 
@@ -58,15 +66,7 @@ def create_app(models: ServedModels, limits: ServeLimits | None = None) -> FastA
     add_error_handlers(app)
     add_routes(app, models, batcher, limits)
 
-    @app.middleware("http")
-    async def refuse_large_bodies(request, call_next):
-        """A body larger than any valid request is refused before it is read (413)."""
-        size = request.headers.get("content-length", "")
-        if size.isdigit() and int(size) > limits.max_body_bytes:
-            return JSONResponse({"error": f"the request body has {size} bytes; the limit is {limits.max_body_bytes}"},
-                                status_code=413)
-        return await call_next(request)
-
+    app.add_middleware(RequestGuard, max_body_bytes=limits.max_body_bytes, api_key=api_key)
     return app
 
 
@@ -79,12 +79,30 @@ def add_routes(app: FastAPI, models: ServedModels, batcher: DynamicBatcher, limi
             future = batcher.submit(key, items)
         except QueueFullError as err:
             raise HTTPException(503, str(err), headers={"Retry-After": "1"}) from None
+        result, gone = asyncio.wrap_future(future), asyncio.ensure_future(client_gone())
+        dropped = False
         try:
-            return await asyncio.wrap_future(future)
-        except ModelUnavailableError as err:
-            raise HTTPException(503, str(err)) from None
-        except ValueError as err:  # the input passed validation but the model cannot take it (e.g. too many tokens)
-            raise HTTPException(422, str(err)) from None
+            await asyncio.wait({result, gone}, timeout=limits.request_timeout_s, return_when=FIRST_COMPLETED)
+        finally:  # the client left, the time is up, or this handler was cancelled: give the place back
+            gone.cancel()
+            if not result.done():
+                dropped = batcher.cancel(future)
+                result.cancel()
+        if not result.cancelled() and result.done():
+            try:
+                return result.result()
+            except ModelUnavailableError as err:
+                raise HTTPException(503, str(err)) from None
+            except ValueError as err:  # passed validation but the model cannot take it (e.g. too many tokens)
+                raise HTTPException(422, str(err)) from None
+        if gone.done() and not gone.cancelled():  # nobody will read this answer
+            raise HTTPException(499, "the client closed the connection before its answer was ready")
+        if dropped:
+            raise HTTPException(503, f"the server is busy: the request waited {limits.request_timeout_s:g} s "
+                                "without reaching the model (the limit is --request-timeout)",
+                                headers={"Retry-After": "1"})
+        raise HTTPException(504, f"the request took longer than the server's limit of {limits.request_timeout_s:g} s "
+                            "(--request-timeout)")
 
     def loaded(role: str) -> str:
         """The name of the model in this role; 503 saying how to get one when the server has none."""

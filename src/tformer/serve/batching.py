@@ -4,7 +4,8 @@ One worker thread makes every model call, so calls never overlap and one request
 It takes the oldest waiting job, waits up to ``max_wait_ms`` for more (until ``max_batch_size`` items), groups the
 jobs by what they ask for (a translation with beam 4 cannot share a call with an embedding), and runs each group
 as one call. While a call runs, new jobs wait in a bounded queue; when that is full, ``submit`` fails at once so
-the server can answer 503 instead of letting latency grow without bound.
+the server can answer 503 instead of letting latency grow without bound. A job whose client has gone (or whose
+time is up) is taken out of the queue with ``cancel``, so nobody's model time is spent on answers no one reads.
 """
 
 from __future__ import annotations
@@ -88,6 +89,19 @@ class DynamicBatcher:
         except queue.Full:
             raise QueueFullError(f"the server is busy: {self.queue.maxsize} requests are already waiting") from None
         return job.future
+
+    def cancel(self, future: Future) -> bool:
+        """Drop the job of ``future`` if no model call has taken it yet: True if dropped (it will never run), False
+        if its call has started (or ended). A dropped job frees its place in the queue at once."""
+        if not future.cancel():
+            return False
+        with self.queue.mutex:  # queue.Queue keeps its items in a deque guarded by this lock
+            for job in self.queue.queue:
+                if job is not None and job.future is future:
+                    self.queue.queue.remove(job)
+                    self.queue.not_full.notify()
+                    break
+        return True
 
     def start(self) -> None:
         """Start the worker thread (again, after ``close``); ``submit`` does this when needed."""

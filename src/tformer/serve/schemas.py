@@ -21,6 +21,7 @@ class ServeLimits:
     max_queue: int = 256  # requests waiting for the model; more are answered 503
     max_wait_ms: float = 5.0  # how long a request waits for others to share its model call
     max_beam: int = 8
+    request_timeout_s: float = 60.0  # a request still waiting after this long is answered 503 (queued) or 504
 
     def __post_init__(self) -> None:
         for name in ("max_chars", "max_batch_size", "max_queue", "max_beam"):
@@ -28,6 +29,8 @@ class ServeLimits:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be 0 or more, got {self.max_wait_ms}")
+        if not self.request_timeout_s > 0:
+            raise ValueError(f"request_timeout_s must be more than 0, got {self.request_timeout_s}")
 
     @property
     def max_body_bytes(self) -> int:
