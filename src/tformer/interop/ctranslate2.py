@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
 
-from tformer.decoding.greedy import max_output_length
+from tformer.decoding.batching import length_sorted_chunks
+from tformer.decoding.search import max_output_length
 from tformer.models.config import TransformerConfig
 from tformer.models.seq2seq import Seq2SeqTransformer
 from tformer.text.bpe import BOS, EOS, UNK, BPETokenizer
@@ -157,9 +158,7 @@ class CTranslate2Translator:
         """
         tokens = [self.tokenizer.tokens(t)[: self.max_len - 1] for t in texts]
         results: list[list[int]] = [[] for _ in texts]
-        todo = sorted((i for i in range(len(texts)) if tokens[i]), key=lambda i: len(tokens[i]))
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
+        for chunk in length_sorted_chunks([len(t) for t in tokens], batch_size):
             limit = max(max_output_length(len(tokens[i]) + 1, self.max_len, max_len_a, max_len_b) for i in chunk)
             found = self.translator.translate_batch(
                 [tokens[i] for i in chunk], beam_size=beam, length_penalty=length_penalty,
