@@ -31,10 +31,19 @@ def test_resume_reaches_the_same_parameters_as_an_uninterrupted_run(tmp_path, sm
 
 def test_run_writes_metrics_curves_and_a_loadable_final_model(tmp_path, small_data_root):
     from tformer.decoding.translator import Translator
+    from tformer.viz.curves import plot_training_curves
 
-    final = Trainer(tiny_recipe(small_data_root, max_steps=6), tmp_path, progress=False).train()
+    calls = []
+
+    def draw_curves(metrics):  # what `tformer train` passes: training/ itself draws nothing
+        calls.append(len(metrics.read_text().splitlines()))
+        plot_training_curves(metrics, tmp_path / "curves.png")
+
+    final = Trainer(tiny_recipe(small_data_root, max_steps=6), tmp_path, progress=False,
+                    callbacks=[draw_curves]).train()
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if r["kind"] == "eval"] == [3, 6]
+    assert len(calls) == 3 and calls[-1] == len(rows)  # after each evaluation, and at the end with every row
     assert (tmp_path / "curves.png").stat().st_size > 10_000
     assert len(Translator.from_pretrained(final).translate(["Ein Mann.", ""], beam=2)) == 2
     ckpt.verify_folder(final)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 HELP = "Train a German->English translation Transformer from a recipe (TOML or JSON)."
 
@@ -27,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tformer.training.recipe import Recipe
     from tformer.training.trainer import Trainer
+    from tformer.viz.curves import plot_training_curves
 
     recipe = Recipe.from_file(args.config)
     if args.data:
@@ -35,6 +37,12 @@ def run(args: argparse.Namespace) -> int:
         recipe.train.skip_nonfinite = True
     if args.max_steps is not None:
         recipe.train.max_steps = args.max_steps
-    final = Trainer(recipe, args.out, resume=args.resume, progress=not args.no_progress).train()
+    curves = Path(args.out) / "curves.png"
+
+    def draw_curves(metrics: Path) -> None:  # after each evaluation and at the end
+        plot_training_curves(metrics, curves)
+
+    trainer = Trainer(recipe, args.out, resume=args.resume, progress=not args.no_progress, callbacks=[draw_curves])
+    final = trainer.train()
     print(final)
     return 0

@@ -7,12 +7,10 @@ the best checkpoint kept as a Hugging Face-compatible folder (``OUT/best``).
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import shutil
-import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,11 +27,12 @@ from tformer.models.config import JsonConfig, require_positive
 from tformer.text.pretrained import Tokenizer
 from tformer.training import distributed
 from tformer.training.checkpoint import commit_folder, staging_dir, write_json_atomic
+from tformer.training.metrics import METRICS, MetricsCallback, MetricsLog, log
+from tformer.training.optim import param_groups
 from tformer.training.schedule import linear_warmup_decay_schedule
 
 DEFAULT_OUT = "runs/sst2-minilm"  # `tformer classify` looks for DEFAULT_OUT/best
 BEST = "best"
-METRICS = "metrics.jsonl"
 RESULTS = "eval_results.json"
 RECIPE = "finetune_config.json"
 
@@ -88,20 +87,25 @@ class FinetuneResult:
     history: list[dict] = field(default_factory=list)  # one row per evaluation
 
 
-def log(message: str) -> None:
-    """Progress messages on stderr, from rank 0 only under torchrun."""
-    if os.environ.get("RANK", "0") == "0":
-        print(message, file=sys.stderr, flush=True)
-
-
 class Finetuner:
-    """Runs one fine-tuning job described by a ``FinetuneConfig``."""
+    """Runs one fine-tuning job described by a ``FinetuneConfig``.
 
-    def __init__(self, config: FinetuneConfig, progress: bool = True, overwrite: bool = False) -> None:
+    ``callbacks`` are called on rank 0 with the path of ``metrics.jsonl`` after each evaluation.
+    """
+
+    def __init__(
+        self,
+        config: FinetuneConfig,
+        progress: bool = True,
+        overwrite: bool = False,
+        callbacks: Sequence[MetricsCallback] = (),
+    ) -> None:
         self.config = c = config
+        self.callbacks = list(callbacks)
         self.dist = distributed.setup(c.device or "auto")
         self.progress = progress and self.dist.is_main
         self.out = Path(c.out)
+        self.metrics = MetricsLog(self.out / METRICS, enabled=self.dist.is_main)
         if self.dist.is_main and self.out.exists() and any(self.out.iterdir()) and not overwrite:
             raise FileExistsError(f"output folder {self.out} is not empty; choose another --out or pass --overwrite")
         self.dist.barrier()
@@ -123,26 +127,18 @@ class Finetuner:
         self.total_steps = steps_per_epoch * c.epochs
         if c.max_steps is not None:
             self.total_steps = min(self.total_steps, c.max_steps)
-        self.optimizer = torch.optim.AdamW(self._param_groups(), lr=c.lr)
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, c.weight_decay), lr=c.lr)
         self.scheduler = linear_warmup_decay_schedule(
             self.optimizer, round(c.warmup_ratio * self.total_steps), self.total_steps
         )
         self.step = 0
         self.last_loss: float | None = None
 
-    def _param_groups(self) -> list[dict]:
-        """Weight decay on matrices only: biases and LayerNorm gains (the 1-D parameters) are not decayed."""
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        return [
-            {"params": [p for p in params if p.dim() > 1], "weight_decay": self.config.weight_decay},
-            {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0},
-        ]
-
     def train(self) -> FinetuneResult:
         c = self.config
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / METRICS).unlink(missing_ok=True)
+            self.metrics.clear()
             c.to_json(self.out / RECIPE)
         log(f"fine-tuning {c.model} on {len(self.train_data)} examples ({self.train_data.source}), labels "
             f"{c.labels}, {self.total_steps} steps on {self.device}; dev: {len(self.dev_data)} examples")
@@ -216,10 +212,11 @@ class Finetuner:
         if improved:
             result.best_metrics = row
         if self.dist.is_main:  # only rank 0 writes
-            with open(self.out / METRICS, "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
+            self.metrics.append(row)
             if improved:
                 self.save(result.best, row)
+            for callback in self.callbacks:
+                callback(self.metrics.path)
         self.dist.barrier()
 
     def save(self, folder: Path, metrics: dict) -> None:
@@ -236,6 +233,11 @@ class Finetuner:
             raise
 
 
-def finetune(config: FinetuneConfig, progress: bool = True, overwrite: bool = False) -> FinetuneResult:
+def finetune(
+    config: FinetuneConfig,
+    progress: bool = True,
+    overwrite: bool = False,
+    callbacks: Sequence[MetricsCallback] = (),
+) -> FinetuneResult:
     """Fine-tune as ``config`` says; returns where the best checkpoint is and its metrics."""
-    return Finetuner(config, progress=progress, overwrite=overwrite).train()
+    return Finetuner(config, progress=progress, overwrite=overwrite, callbacks=callbacks).train()

@@ -1,21 +1,22 @@
 """The training loop for translation: token-budget batches, label smoothing, AdamW with warm-up,
-periodic evaluation with sacreBLEU, atomic checkpoints and exact resume."""
+periodic evaluation with sacreBLEU, atomic checkpoints and exact resume.
+
+Plots are not drawn here: ``callbacks`` get the metrics file after each evaluation (the CLI passes one that draws
+the training curves)."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import math
-import os
 import shutil
-import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
@@ -30,9 +31,10 @@ from tformer.training import checkpoint as ckpt
 from tformer.training import distributed
 from tformer.training.data import collate, encode_pairs, training_corpus
 from tformer.training.losses import batch_loss
+from tformer.training.metrics import METRICS, MetricsCallback, MetricsLog, log
+from tformer.training.optim import param_groups
 from tformer.training.recipe import Recipe
 from tformer.training.schedule import inverse_sqrt_schedule
-from tformer.viz.curves import plot_training_curves
 
 
 class TrainingError(TformerError):
@@ -51,18 +53,26 @@ class TrainerState:
     checkpoints: list[str] = field(default_factory=list)
 
 
-def log(message: str) -> None:
-    """Progress messages on stderr, from rank 0 only under torchrun."""
-    if os.environ.get("RANK", "0") == "0":
-        print(message, file=sys.stderr, flush=True)
-
-
 class Trainer:
-    def __init__(self, recipe: Recipe, out_dir: str | Path, resume: bool = False, progress: bool = True) -> None:
+    """Trains a ``Seq2SeqTransformer`` as ``recipe`` says, writing checkpoints and metrics under ``out_dir``.
+
+    ``callbacks`` are called on rank 0 with the path of ``metrics.jsonl`` after each evaluation and at the end.
+    """
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        out_dir: str | Path,
+        resume: bool = False,
+        progress: bool = True,
+        callbacks: Sequence[MetricsCallback] = (),
+    ) -> None:
         self.recipe, self.out = recipe, Path(out_dir)
         self.cfg = recipe.train
+        self.callbacks = list(callbacks)
         self.dist = distributed.setup(self.cfg.device, self.cfg.ddp_timeout_s)
         self.progress = progress and self.dist.is_main
+        self.metrics = MetricsLog(self.out / METRICS, enabled=self.dist.is_main)
         if self.dist.is_main:
             self._check_output_dir(resume)
         self.dist.barrier()
@@ -74,8 +84,7 @@ class Trainer:
         torch.manual_seed(self.cfg.seed + self.dist.rank)  # different dropout masks per rank
         self.ddp_model = DistributedDataParallel(self.model) if self.dist.enabled else self.model
         self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=self.cfg.peak_lr, betas=self.cfg.betas, eps=1e-9,
-            weight_decay=self.cfg.weight_decay,
+            param_groups(self.model, self.cfg.weight_decay), lr=self.cfg.peak_lr, betas=self.cfg.betas, eps=1e-9
         )
         self.scheduler = inverse_sqrt_schedule(self.optimizer, self.cfg.warmup_steps)
         self.state = TrainerState()
@@ -234,14 +243,13 @@ class Trainer:
         bar.update(1)
         bar.set_postfix(epoch=st.epoch + 1, loss=f"{loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{tok_s:.0f}")
         if st.step % 50 == 0:
-            self._append_metrics({"kind": "train", "step": st.step, "epoch": st.epoch, "loss": loss, "lr": lr,
-                                  "tokens_per_s": tok_s, "seconds": st.seconds})
+            self.metrics.append({"kind": "train", "step": st.step, "epoch": st.epoch, "loss": loss, "lr": lr,
+                                 "tokens_per_s": tok_s, "seconds": st.seconds})
 
-    def _append_metrics(self, row: dict) -> None:
-        if not self.dist.is_main:
-            return
-        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
+    def _run_callbacks(self) -> None:
+        if self.dist.is_main:
+            for callback in self.callbacks:
+                callback(self.metrics.path)
 
     # ----- evaluation and checkpoints -----------------------------------------------------------------------
     @torch.no_grad()
@@ -276,7 +284,7 @@ class Trainer:
         st.best_bleu, st.evals_since_best = (bleu, 0) if improved else (st.best_bleu, st.evals_since_best + 1)
         row = {"kind": "eval", "step": st.step, "epoch": st.epoch, "val_loss": val_loss, "val_bleu": bleu,
                "seconds": st.seconds}
-        self._append_metrics(row)
+        self.metrics.append(row)
         log(f"eval @ update {st.step} (epoch {st.epoch}): val loss {val_loss:.3f}, val BLEU {bleu:.2f}"
             + (" (best)" if improved else ""))
         rng = self.dist.all_gather_objects(torch.get_rng_state())  # every rank's dropout RNG, for exact resume
@@ -286,7 +294,7 @@ class Trainer:
             if improved:
                 self.save_model(self.out / "best")
             self._save_checkpoint(name, rng)
-            plot_training_curves(self.out / "metrics.jsonl", self.out / "curves.png")
+            self._run_callbacks()
         self.dist.barrier()
         return bool(cfg.patience and st.evals_since_best >= cfg.patience)
 
@@ -305,11 +313,7 @@ class Trainer:
         build = ckpt.staging_dir(final)
         self.model.save_pretrained(build)
         self.tokenizer.save_pretrained(build)
-        tensors, meta = ckpt.optimizer_to_tensors(self.optimizer.state_dict())
-        save_file(tensors, str(build / ckpt.OPTIMIZER))
-        save_file({f"torch_cpu_rank{r}": state for r, state in enumerate(rng)}, str(build / "rng.safetensors"))
-        state = {"trainer": st.__dict__, "optimizer": meta, "scheduler": self.scheduler.state_dict()}
-        (build / ckpt.STATE).write_text(json.dumps(state, indent=2))
+        ckpt.save_training_state(build, st.__dict__, self.optimizer.state_dict(), self.scheduler.state_dict(), rng)
         ckpt.commit_folder(build, final)
         for old in final.parent.glob("step-*"):
             if old.name not in st.checkpoints:
@@ -324,33 +328,20 @@ class Trainer:
             except ModelFolderError as err:
                 log(f"skipping checkpoint: {err}; falling back to the previous one")
                 continue
-            state = json.loads((path / ckpt.STATE).read_text())
+            state = ckpt.upgrade_checkpoint(ckpt.load_training_state(path), self.model)
             self.model.load_state_dict_untied(load_file(str(path / ckpt.WEIGHTS)), str(path))
-            self.optimizer.load_state_dict(ckpt.optimizer_from_tensors(load_file(str(path / ckpt.OPTIMIZER)),
-                                                                       state["optimizer"]))
+            self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
-            rng = load_file(str(path / "rng.safetensors"))
-            if "torch_cpu" in rng:  # written before per-rank RNG states (single process)
-                rng[f"torch_cpu_rank{self.dist.rank}"] = rng["torch_cpu"]
+            rng = state["rng"]
             if f"torch_cpu_rank{self.dist.rank}" not in rng:
                 raise TrainingError(f"{path} was written by a run with fewer ranks; resume with the same world size")
             torch.set_rng_state(rng[f"torch_cpu_rank{self.dist.rank}"])
             self.state = TrainerState(**state["trainer"])
             self.state.checkpoints = [c for c in self.state.checkpoints if (folder / c).is_dir()]
-            self._drop_metrics_after(self.state.step)
+            self.metrics.drop_after(self.state.step)
             log(f"resumed from {path.name} (update {self.state.step}, epoch {self.state.epoch})")
             return
         log("no checkpoint to resume from: starting fresh")
-
-    def _drop_metrics_after(self, step: int) -> None:
-        """Forget metrics logged after the checkpoint we resume from: that work is redone."""
-        path = self.out / "metrics.jsonl"
-        if not self.dist.is_main or not path.is_file():
-            return
-        rows = [line for line in path.read_text().splitlines() if json.loads(line).get("step", 0) <= step]
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(row + "\n" for row in rows))
-        os.replace(tmp, path)
 
     def _finish(self) -> Path:
         """Average the last checkpoints, keep whichever of it and the best checkpoint scores higher."""
@@ -363,13 +354,13 @@ class Trainer:
             averaged.load_state_dict_untied(average_checkpoints(paths))
             avg_bleu = self.validation_bleu(averaged)
             log(f"average of the last {len(paths)} checkpoints: val BLEU {avg_bleu:.2f} (best single {bleu:.2f})")
-            self._append_metrics({"kind": "average", "checkpoints": [p.name for p in paths], "val_bleu": avg_bleu})
+            self.metrics.append({"kind": "average", "checkpoints": [p.name for p in paths], "val_bleu": avg_bleu})
             if self.dist.is_main:
                 self.save_model(self.out / "averaged", averaged)
             if avg_bleu > bleu:
                 chosen, bleu = self.out / "averaged", avg_bleu
+        self._run_callbacks()
         if self.dist.is_main:
-            plot_training_curves(self.out / "metrics.jsonl", self.out / "curves.png")
             build = ckpt.staging_dir(final)
             build.rmdir()
             shutil.copytree(chosen, build)
