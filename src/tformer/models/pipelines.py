@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,8 +11,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tformer.data.batching import length_sorted_chunks
 from tformer.interop.pretrained import resolve_pretrained
 from tformer.models.bert import BertForSequenceClassification, BertModel
+from tformer.models.classifiers import (
+    DEFAULT_CLASSIFIER,
+    is_lora_classifier,
+    load_lora_classifier,
+    lora_base_folder,
+    resolve_classifier,
+)
 from tformer.text.pretrained import Tokenizer
 
 SENTENCE_CONFIG = "sentence_bert_config.json"  # sentence-transformers' file, holding max_seq_length
@@ -24,9 +32,9 @@ def mean_pool(hidden: Tensor, attention_mask: Tensor) -> Tensor:
     return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
 
 
-def _length_order(texts: Sequence[str]) -> list[int]:
-    """Indices longest first, so each batch pads little; results are put back in input order."""
-    return sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+def _longest_first(texts: Sequence[str], batch_size: int) -> Iterator[list[int]]:
+    """Chunks of input indices, longest text first, so each batch pads little (empty texts included)."""
+    return length_sorted_chunks([len(t) for t in texts], batch_size, longest_first=True, skip_empty=False)
 
 
 class SentenceEncoder:
@@ -50,10 +58,8 @@ class SentenceEncoder:
     @torch.no_grad()
     def encode(self, texts: Sequence[str], batch_size: int = 32, normalize: bool = True) -> Tensor:
         """texts -> embeddings (len(texts), d_model), float32, in input order."""
-        order = _length_order(texts)
         out = torch.empty(len(texts), self.model.config.d_model)
-        for start in range(0, len(order), batch_size):
-            index = order[start : start + batch_size]
+        for index in _longest_first(texts, batch_size):  # results go back in input order
             batch = self.tokenizer([texts[i] for i in index], max_length=self.max_length)
             hidden = self.model(**batch).last_hidden_state  # (batch, seq, d_model)
             pooled = mean_pool(hidden, batch.attention_mask)
@@ -76,9 +82,12 @@ class TextClassifier:
         self.max_length = max_length
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path) -> TextClassifier:
-        """A folder written by ``tformer finetune`` (or any Hugging Face BERT sequence classifier)."""
-        folder = resolve_pretrained(folder)
+    def from_pretrained(cls, folder: str | Path = DEFAULT_CLASSIFIER) -> TextClassifier:
+        """A folder written by ``tformer finetune`` (or any Hugging Face BERT sequence classifier), a LoRA
+        classifier folder (merged on its base encoder), or a bundled classifier's name (``sentiment``, ``spam``)."""
+        folder = resolve_classifier(folder)
+        if is_lora_classifier(folder):
+            return cls(load_lora_classifier(folder), Tokenizer.from_pretrained(lora_base_folder(folder)))
         return cls(BertForSequenceClassification.from_pretrained(folder), Tokenizer.from_pretrained(folder))
 
     @property
@@ -88,10 +97,8 @@ class TextClassifier:
     @torch.no_grad()
     def predict_proba(self, texts: Sequence[str], batch_size: int = 32) -> Tensor:
         """texts -> class probabilities (len(texts), num_labels), in input order."""
-        order = _length_order(texts)
         out = torch.empty(len(texts), len(self.labels))
-        for start in range(0, len(order), batch_size):
-            index = order[start : start + batch_size]
+        for index in _longest_first(texts, batch_size):  # results go back in input order
             batch = self.tokenizer([texts[i] for i in index], max_length=self.max_length)
             out[index] = torch.softmax(self.model(**batch).logits.float(), dim=-1)
         return out
