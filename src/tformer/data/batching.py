@@ -1,9 +1,10 @@
-"""Length-bucketed batches under a token budget, reshuffled each epoch from the seed."""
+"""Length-bucketed batches: under a token budget, reshuffled each epoch from the seed (training), or in fixed
+length order (inference)."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 
 def token_budget_batches(
@@ -54,3 +55,16 @@ def length_grouped_batches(
         batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     return batches
+
+
+def length_sorted_chunks(lengths: Sequence[int], batch_size: int, longest_first: bool = False,
+                         skip_empty: bool = True) -> Iterator[list[int]]:
+    """Input indices in chunks of at most ``batch_size``, sorted by length (ties keep input order), so each chunk
+    pads little; inference batches this way (``tformer.decoding.batching``, the BERT pipelines). With
+    ``skip_empty`` (the default) zero-length inputs are left out: there is nothing to compute for them."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    todo = [i for i in range(len(lengths)) if lengths[i] or not skip_empty]
+    todo.sort(key=(lambda i: -lengths[i]) if longest_first else (lambda i: lengths[i]))
+    for start in range(0, len(todo), batch_size):
+        yield todo[start : start + batch_size]

@@ -1,30 +1,20 @@
-"""Source batching for search, in one place: sort by length, chunk, pad, append EOS, search (greedy or beam), and
-put the results back in input order. ``Translator``, traces, the trainer's validation translations and the
-CTranslate2 translator all batch this way, so they treat empty and long inputs alike."""
+"""Source batching for search, in one place: sort by length and chunk (``length_sorted_chunks``, which the BERT
+pipelines share from ``tformer.data.batching``), pad, append EOS, search (greedy or beam), and put the results
+back in input order. ``Translator``, traces, the trainer's validation translations and the CTranslate2 translator
+all batch this way, so they treat empty and long inputs alike."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
+from tformer.data.batching import length_sorted_chunks
 from tformer.decoding.beam import beam_search
 from tformer.decoding.greedy import greedy_search
 from tformer.decoding.interface import EncoderDecoderModel
 from tformer.decoding.search import Hypothesis
-
-
-def length_sorted_chunks(lengths: Sequence[int], batch_size: int, longest_first: bool = False,
-                         skip_empty: bool = True) -> Iterator[list[int]]:
-    """Input indices in chunks of at most ``batch_size``, sorted by length (ties keep input order), so each chunk
-    pads little. With ``skip_empty`` (the default) zero-length inputs are left out: there is nothing to search."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    todo = [i for i in range(len(lengths)) if lengths[i] or not skip_empty]
-    todo.sort(key=(lambda i: -lengths[i]) if longest_first else (lambda i: lengths[i]))
-    for start in range(0, len(todo), batch_size):
-        yield todo[start : start + batch_size]
 
 
 def pad_sources(ids: Sequence[Sequence[int]], pad_id: int, eos_id: int) -> Tensor:
