@@ -1,4 +1,4 @@
-"""Classification metrics: accuracy and macro-averaged F1."""
+"""Classification metrics: accuracy, macro-averaged F1, and one class's precision, recall and F1."""
 
 from __future__ import annotations
 
@@ -23,6 +23,17 @@ def macro_f1(predicted: Sequence[int], gold: Sequence[int], num_classes: int) ->
             continue
         scores.append(2 * hits / (predicted_c + gold_c))  # = 2PR / (P + R)
     return sum(scores) / len(scores) if scores else 0.0
+
+
+def per_class_metrics(predicted: Sequence[int], gold: Sequence[int], label: int) -> dict[str, float]:
+    """Precision, recall and F1 of one class (e.g. ``spam``): 0 where the denominator is empty."""
+    _check(predicted, gold)
+    hits = sum(p == label and g == label for p, g in zip(predicted, gold))
+    predicted_c, gold_c = sum(p == label for p in predicted), sum(g == label for g in gold)
+    precision = hits / predicted_c if predicted_c else 0.0
+    recall = hits / gold_c if gold_c else 0.0
+    f1 = 2 * hits / (predicted_c + gold_c) if predicted_c + gold_c else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
 
 
 def classification_metrics(predicted: Sequence[int], gold: Sequence[int], num_classes: int) -> dict[str, float]:
