@@ -16,8 +16,8 @@ SHAPES = ((32, 128), (1, 16))  # (batch, seq)
 def load_models(name: str = "minilm") -> tuple[torch.nn.Module, torch.nn.Module]:
     from transformers import BertModel as HFBertModel
 
-    from tformer.interop.pretrained import resolve_pretrained
     from tformer.models.bert import BertModel
+    from tformer.pretrained import resolve_pretrained
 
     ours = BertModel.from_pretrained(name).eval()
     theirs = HFBertModel.from_pretrained(resolve_pretrained(name), add_pooling_layer=True).eval()

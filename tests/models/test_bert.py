@@ -10,8 +10,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tformer.errors import ConfigError, ModelFolderError
-from tformer.interop.pretrained import resolve_pretrained
 from tformer.models.bert import BertForSequenceClassification, BertModel
+from tformer.pretrained import resolve_pretrained
 from tformer.text.pretrained import Tokenizer
 
 from tests.models.bert_helpers import save_tiny_classifier, save_tiny_encoder, tiny_bert_config

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from tformer.interop.pretrained import resolve_pretrained
 from tformer.models.bert import BertForSequenceClassification
 from tformer.models.pipelines import SentenceEncoder, TextClassifier, mean_pool
+from tformer.pretrained import resolve_pretrained
 from tformer.text.pretrained import Tokenizer
 
 from tests.models.bert_helpers import save_tiny_classifier

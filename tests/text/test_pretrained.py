@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tformer.errors import ModelFolderError
-from tformer.interop.pretrained import resolve_pretrained
+from tformer.pretrained import resolve_pretrained
 from tformer.text.pretrained import Tokenizer
 
 from tests.models.bert_helpers import write_vocab_folder

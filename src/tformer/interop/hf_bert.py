@@ -17,8 +17,8 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from tformer.errors import ConfigError, ModelFolderError
-from tformer.interop.pretrained import resolve_pretrained
 from tformer.models.bert import BertConfig, BertForSequenceClassification, BertModel
+from tformer.pretrained import resolve_pretrained
 
 log = logging.getLogger("tformer")
 

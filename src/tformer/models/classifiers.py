@@ -18,9 +18,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tformer.errors import ModelFolderError
-from tformer.interop.pretrained import resolve_pretrained
 from tformer.models.bert import BertForSequenceClassification
 from tformer.nn.lora import LoraConfig, add_lora, merge_lora
+from tformer.pretrained import resolve_pretrained
 
 LORA_FILE = "lora.json"
 LORA_WEIGHTS = "lora.safetensors"

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tformer.data.batching import length_sorted_chunks
-from tformer.interop.pretrained import resolve_pretrained
 from tformer.models.bert import BertForSequenceClassification, BertModel
+from tformer.pretrained import resolve_pretrained
 from tformer.text.pretrained import Tokenizer
 
 SENTENCE_CONFIG = "sentence_bert_config.json"  # sentence-transformers' file, holding max_seq_length

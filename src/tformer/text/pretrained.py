@@ -20,7 +20,7 @@ from tokenizers.models import WordPiece
 from torch import Tensor
 
 from tformer.errors import ModelFolderError
-from tformer.interop.pretrained import resolve_pretrained
+from tformer.pretrained import resolve_pretrained
 
 log = logging.getLogger("tformer")
 
