@@ -26,7 +26,7 @@ class FeedForward(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """x: (batch, len, d_model) -> (batch, len, d_model)."""
         hidden = self.linear1(x, activation=self.activation)  # (batch, len, d_ff)
-        return self.linear2(self.dropout(hidden) if self.training else hidden)
+        return self.linear2(self.dropout(hidden))
 
     def extra_repr(self) -> str:
         return f"activation={self.activation}"

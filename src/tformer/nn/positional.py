@@ -49,6 +49,6 @@ class PositionalEncoding(nn.Module):
                 f"sequence of length {offset + length} is longer than the positional table (max_len={self.max_len})"
             )
         x = x + self.table[offset : offset + length].to(x.dtype)
-        return self.dropout(x) if self.training else x
+        return self.dropout(x)
 
 
