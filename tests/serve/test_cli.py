@@ -50,8 +50,8 @@ def test_serve_starts_answers_and_stops_on_ctrl_c(tiny_model_dir, tmp_path):
 
 def test_serve_refuses_bad_settings_before_loading_anything():
     r = run_cli("serve", "--max-queue", "0")
-    assert r.returncode == 1
-    assert b"tformer serve: error: max_queue must be at least 1, got 0" in r.stderr
+    assert r.returncode == 2
+    assert b"tformer serve: error: argument --max-queue: expected a whole number of 1 or more, got '0'" in r.stderr
 
 
 def test_serve_names_a_missing_model_folder(tmp_path):

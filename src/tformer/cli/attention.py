@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tformer.cli.numbers import positive_int
+
 if TYPE_CHECKING:
     from tformer.inspect.attention import AttentionMaps
 
@@ -27,15 +29,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="a translation model folder (default: the bundled models/multi30k-de-en, or "
                    "$TFORMER_MODEL), or a BERT checkpoint folder or short name ('minilm', the default with "
                    "--from-token)")
-    p.add_argument("--layer", type=int, help="only this layer (from 1)")
-    p.add_argument("--head", type=int, help="only this head (from 1)")
+    p.add_argument("--layer", type=positive_int, help="only this layer (from 1)")
+    p.add_argument("--head", type=positive_int, help="only this head (from 1)")
     p.add_argument("--kind", choices=["self", "cross", "decoder"], help="which attention: encoder self-attention, "
                    "encoder-decoder (cross) attention, or decoder masked self-attention (default: cross for "
                    "translation models, self with --from-token or BERT)")
     p.add_argument("--from-token", metavar="TOKEN", help="print, per layer and head, the tokens TOKEN attends to "
                    "most, with weights")
-    p.add_argument("--top", type=int, default=3, help="tokens listed per head with --from-token (default: %(default)s)")
-    p.add_argument("--beam", type=int, default=4, help="beam size for translating; 1 = greedy (default: %(default)s)")
+    p.add_argument("--top", type=positive_int, default=3,
+                   help="tokens listed per head with --from-token (default: %(default)s)")
+    p.add_argument("--beam", type=positive_int, default=4,
+                   help="beam size for translating; 1 = greedy (default: %(default)s)")
     p.set_defaults(run=run)
 
 

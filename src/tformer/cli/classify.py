@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from tformer.cli.numbers import positive_int
 from tformer.training.finetune import BEST, DEFAULT_OUT
 
 DEFAULT_MODEL = f"{DEFAULT_OUT}/{BEST}"
@@ -24,8 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", help="read texts from this file ('-' = stdin)")
     p.add_argument("--json", action="store_true", help="one JSON object per line: text, label, probability and "
                    "every label's probability")
-    p.add_argument("--batch-size", type=int, default=32, help="texts per model call (default: %(default)s)")
-    p.add_argument("--max-length", type=int, help="tokens per text; longer texts are truncated (default: the "
+    p.add_argument("--batch-size", type=positive_int, default=32, help="texts per model call (default: %(default)s)")
+    p.add_argument("--max-length", type=positive_int, help="tokens per text; longer texts are truncated (default: the "
                    "model's maximum)")
     p.set_defaults(run=run)
 

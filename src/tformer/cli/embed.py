@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from tformer.cli.numbers import positive_int
+
 HELP = "Write sentence embeddings (mean-pooled, L2-normalised; as sentence-transformers) for a file of texts."
 
 
@@ -22,8 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "({\"text\": ..., \"embedding\": [...]} per line)")
     p.add_argument("--model", default="minilm", help="checkpoint folder or short name (default: %(default)s = "
                    "sentence-transformers/all-MiniLM-L6-v2)")
-    p.add_argument("--batch-size", type=int, default=32, help="texts per model call (default: %(default)s)")
-    p.add_argument("--max-length", type=int, help="tokens per text; longer texts are truncated (default: the "
+    p.add_argument("--batch-size", type=positive_int, default=32, help="texts per model call (default: %(default)s)")
+    p.add_argument("--max-length", type=positive_int, help="tokens per text; longer texts are truncated (default: the "
                    "checkpoint's max_seq_length, 256 for MiniLM)")
     p.set_defaults(run=run)
 

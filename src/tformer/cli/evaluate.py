@@ -6,6 +6,8 @@ import argparse
 import json
 import time
 
+from tformer.cli.numbers import non_negative_float, non_negative_int, positive_int
+
 
 def _dataset(name: str, split: str):
     def load():
@@ -33,10 +35,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ref", help="reference translations (English), aligned with --src")
     p.add_argument("--dataset", choices=sorted(DATASETS), help="a named test set instead of --src/--ref "
                    "(read from $TFORMER_DATA or ../shared/data)")
-    p.add_argument("--beam", type=int, default=4, help="beam size; 1 = greedy (default: %(default)s)")
-    p.add_argument("--length-penalty", type=float, help="beam ranking: score / length**LP "
+    p.add_argument("--beam", type=positive_int, default=4, help="beam size; 1 = greedy (default: %(default)s)")
+    p.add_argument("--length-penalty", type=non_negative_float, help="beam ranking: score / length**LP "
                    "(default: the model's generation.json, else 1.0)")
-    p.add_argument("--limit", type=int, default=0, help="score only the first N lines (0 = all)")
+    p.add_argument("--limit", type=non_negative_int, default=0, help="score only the first N lines (0 = all)")
     p.add_argument("--out", help="also write the translations to this file")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     p.set_defaults(run=run)

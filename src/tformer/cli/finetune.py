@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from tformer.cli.numbers import fraction, non_negative_float, non_negative_int, positive_float, positive_int
 from tformer.training.finetune import BEST, DEFAULT_OUT, FinetuneConfig
 
 HELP = "Fine-tune a pretrained BERT encoder as a text classifier (default: MiniLM on SST-2 sentiment)."
@@ -28,27 +29,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-root", help="where the presets live (default: $TFORMER_DATA or ../shared/data)")
     p.add_argument("--out", default=d.out, help="output folder; the best model goes to OUT/best (default: "
                    "%(default)s)")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training data (default: "
+    p.add_argument("--epochs", type=positive_int, default=d.epochs, help="passes over the training data (default: "
                    "%(default)s)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="examples per update (default: %(default)s)")
-    p.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size, help="(default: %(default)s)")
-    p.add_argument("--lr", type=float, default=d.lr, help="peak AdamW learning rate (default: %(default)s)")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay, not applied to "
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size,
+                   help="examples per update (default: %(default)s)")
+    p.add_argument("--eval-batch-size", type=positive_int, default=d.eval_batch_size, help="(default: %(default)s)")
+    p.add_argument("--lr", type=positive_float, default=d.lr, help="peak AdamW learning rate (default: %(default)s)")
+    p.add_argument("--weight-decay", type=non_negative_float, default=d.weight_decay,
+                   help="AdamW weight decay, not applied to "
                    "biases and LayerNorm (default: %(default)s)")
-    p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio, help="fraction of the steps spent "
+    p.add_argument("--warmup-ratio", type=fraction, default=d.warmup_ratio, help="fraction of the steps spent "
                    "warming the learning rate up linearly; it then decays linearly to 0 (default: %(default)s)")
-    p.add_argument("--max-grad-norm", type=float, default=d.max_grad_norm, help="clip the gradient norm to this; "
+    p.add_argument("--max-grad-norm", type=non_negative_float, default=d.max_grad_norm,
+                   help="clip the gradient norm to this; "
                    "0 = no clipping (default: %(default)s)")
-    p.add_argument("--max-length", type=int, default=d.max_length, help="tokens per text; longer texts are "
+    p.add_argument("--max-length", type=positive_int, default=d.max_length, help="tokens per text; longer texts are "
                    "truncated (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=d.seed, help="random seed for the head and data order (default: "
+    p.add_argument("--seed", type=non_negative_int, default=d.seed,
+                   help="random seed for the head and data order (default: "
                    "%(default)s)")
     p.add_argument("--freeze-encoder", action="store_true", help="train the classification head only (dropout + "
                    "linear); the embeddings, encoder layers and pooler stay as loaded")
-    p.add_argument("--max-steps", type=int, help="stop after this many updates, then evaluate and save (for a "
+    p.add_argument("--max-steps", type=positive_int, help="stop after this many updates, then evaluate and save (for a "
                    "quick check of the whole pipeline)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from tformer.cli.numbers import positive_int
+
 HELP = "Draw the sinusoidal positional-encoding table and how similar positions are to each other."
 
 
@@ -14,8 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "Right: the dot product of every two positions' encodings, which depends only on their distance.",
     )
     p.add_argument("--out", required=True, help="PNG file to write")
-    p.add_argument("--d-model", type=int, default=512, help="width of the encoding (default: %(default)s)")
-    p.add_argument("--max-len", type=int, default=100, help="number of positions drawn (default: %(default)s)")
+    p.add_argument("--d-model", type=positive_int, default=512, help="width of the encoding (default: %(default)s)")
+    p.add_argument("--max-len", type=positive_int, default=100, help="number of positions drawn (default: %(default)s)")
     p.set_defaults(run=run)
 
 

@@ -7,6 +7,7 @@ import ipaddress
 import os
 from pathlib import Path
 
+from tformer.cli.numbers import non_negative_float, port, positive_float, positive_int
 from tformer.training.finetune import BEST, DEFAULT_OUT
 
 DEFAULT_CLASSIFIER = f"{DEFAULT_OUT}/{BEST}"
@@ -21,23 +22,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help=HELP, description=DESCRIPTION)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 makes the server reachable "
                    "from other machines (default: %(default)s, this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
+    p.add_argument("--port", type=port, default=8000, help="port to listen on (default: %(default)s)")
     p.add_argument("--model", help="translation model folder (default: the bundled models/multi30k-de-en, or "
                    "$TFORMER_MODEL)")
     p.add_argument("--classifier", help=f"text classifier folder for /classify (default: {DEFAULT_CLASSIFIER} when "
                    "it exists, written by `tformer finetune`; without one /classify answers 503)")
     p.add_argument("--encoder", default="minilm", help="BERT sentence encoder for /embed and the English "
                    "attention panel: a folder or short name, or 'none' (default: %(default)s)")
-    p.add_argument("--max-chars", type=int, default=1000, help="longest text accepted, in characters "
+    p.add_argument("--max-chars", type=positive_int, default=1000, help="longest text accepted, in characters "
                    "(default: %(default)s)")
-    p.add_argument("--max-batch-size", type=int, default=32, help="most texts in one model call, and in one "
+    p.add_argument("--max-batch-size", type=positive_int, default=32, help="most texts in one model call, and in one "
                    "/classify or /embed request (default: %(default)s)")
-    p.add_argument("--max-queue", type=int, default=256, help="requests allowed to wait for the model; more are "
+    p.add_argument("--max-queue", type=positive_int, default=256,
+                   help="requests allowed to wait for the model; more are "
                    "answered 503 at once (default: %(default)s)")
-    p.add_argument("--batch-wait-ms", type=float, default=5.0, help="how long a request waits for others to "
+    p.add_argument("--batch-wait-ms", type=non_negative_float, default=5.0,
+                   help="how long a request waits for others to "
                    "share its model call (default: %(default)s)")
-    p.add_argument("--threads", type=int, help="CPU threads for the models (default: PyTorch's choice)")
-    p.add_argument("--request-timeout", type=float, default=60.0, metavar="SECONDS", help="longest a request may "
+    p.add_argument("--threads", type=positive_int, help="CPU threads for the models (default: PyTorch's choice)")
+    p.add_argument("--request-timeout", type=positive_float, default=60.0, metavar="SECONDS",
+                   help="longest a request may "
                    "wait for its answer: past it, a request still queued is answered 503 and one whose model call "
                    "is running 504 (default: %(default)s)")
     p.add_argument("--api-key", default=os.environ.get(API_KEY_ENV), help="require 'Authorization: Bearer KEY' "
@@ -68,8 +72,6 @@ def run(args: argparse.Namespace) -> int:
 
     limits = ServeLimits(max_chars=args.max_chars, max_batch_size=args.max_batch_size, max_queue=args.max_queue,
                          max_wait_ms=args.batch_wait_ms, request_timeout_s=args.request_timeout)  # before the slow part
-    if not 0 <= args.port <= 65535:
-        raise ValueError(f"--port must be between 0 and 65535, got {args.port}")
     if not args.api_key and not args.insecure and not is_loopback(args.host):
         raise ValueError(f"refusing to serve on {args.host} without an API key: anyone who reaches the port could "
                          f"use it. Give --api-key KEY (or set ${API_KEY_ENV}), or --insecure to serve without one")

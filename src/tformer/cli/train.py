@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tformer.cli.numbers import positive_int
+
 HELP = "Train a German->English translation Transformer from a recipe (TOML or JSON)."
 
 
@@ -18,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/multi30k-de-en", help="output folder (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue from the newest valid checkpoint in --out")
     p.add_argument("--data", help="corpora folder (default: $TFORMER_DATA or ../shared/data)")
-    p.add_argument("--max-steps", type=int, help="override the recipe's train.max_steps")
+    p.add_argument("--max-steps", type=positive_int, help="override the recipe's train.max_steps")
     p.add_argument("--skip-nonfinite", action="store_true", help="skip an update whose loss is NaN/inf instead of "
                    "stopping (the default stops, keeping the last good checkpoint)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")

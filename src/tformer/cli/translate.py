@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from tformer.cli.numbers import non_negative_float, positive_int
+
 if TYPE_CHECKING:
     from tformer.decoding.translator import Translator
 
@@ -19,18 +21,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("text", nargs="*", metavar="TEXT", help="sentences to translate (default: read stdin)")
     p.add_argument("--model", help="model folder (default: the bundled models/multi30k-de-en, or $TFORMER_MODEL)")
-    p.add_argument("--beam", type=int, default=4, help="beam size; 1 = greedy (default: %(default)s)")
-    p.add_argument("--length-penalty", type=float, help="beam ranking: score / length**LP "
+    p.add_argument("--beam", type=positive_int, default=4, help="beam size; 1 = greedy (default: %(default)s)")
+    p.add_argument("--length-penalty", type=non_negative_float, help="beam ranking: score / length**LP "
                    "(default: the model's generation.json, else 1.0)")
-    p.add_argument("--nbest", type=int, default=1, help="print the N best translations with scores, tab-separated")
-    p.add_argument("--batch-size", type=int, default=32, help="sentences per model call (default: %(default)s)")
+    p.add_argument("--nbest", type=positive_int, default=1,
+                   help="print the N best translations with scores, tab-separated")
+    p.add_argument("--batch-size", type=positive_int, default=32,
+                   help="sentences per model call (default: %(default)s)")
     p.add_argument("--input", help="read sentences from this file instead of stdin")
     p.add_argument("--trace", action="store_true", help="show every decoding step: the chosen token and the "
                    "model's most probable candidates with their probabilities, ending with </s>; with --beam > 1 "
                    "the trace follows the returned translation and its log-probabilities add up to its score")
     p.add_argument("--json", action="store_true", help="print the trace as JSON instead, one object per sentence "
                    "per line (implies --trace)")
-    p.add_argument("--top-k", type=int, default=3, help="candidates shown per step in a trace (default: %(default)s)")
+    p.add_argument("--top-k", type=positive_int, default=3,
+                   help="candidates shown per step in a trace (default: %(default)s)")
     p.set_defaults(run=run)
 
 
