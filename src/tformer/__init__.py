@@ -1,6 +1,7 @@
 """tformer: the Transformer, from the paper to production."""
 
 from tformer.decoding.translator import Translator
+from tformer.interop import hf_bert as _hf_bert  # noqa: F401  registers the folder format of BertModel.from_pretrained
 from tformer.models import Seq2SeqTransformer, TransformerConfig
 from tformer.models.bert import BertConfig, BertForSequenceClassification, BertModel
 from tformer.models.causal_lm import CausalLM, CausalLMConfig

@@ -2,6 +2,8 @@
 
 This is the one place where Hugging Face's names (``hidden_size``, ``LayerNorm``, ``attention.self.query``) appear.
 A folder saved here loads in ``transformers`` (``AutoModel``, ``AutoModelForSequenceClassification``) and back.
+Importing this module registers it as the format behind ``BertModel.from_pretrained``/``save_pretrained`` (and the
+heads'); ``import tformer`` does that.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from tformer.errors import ConfigError, ModelFolderError
-from tformer.models.bert import BertConfig, BertForSequenceClassification, BertModel
+from tformer.models.bert import FAMILY, BertConfig, BertForSequenceClassification, BertModel
+from tformer.models.formats import CheckpointFormat, register_checkpoint_format
 from tformer.pretrained import resolve_pretrained
 
 log = logging.getLogger("tformer")
@@ -278,3 +281,6 @@ def save_pretrained(model: nn.Module, folder: str | Path) -> None:
     # clone: the query, key and value chunks of ``in_proj`` share memory, which safetensors refuses
     tensors = {k: v.detach().cpu().clone() for k, v in weights_to_hf(model.state_dict()).items()}
     save_file(tensors, str(folder / WEIGHT_FILES[0]), metadata={"format": "pt"})
+
+
+register_checkpoint_format(FAMILY, CheckpointFormat("Hugging Face BERT folder", load_pretrained, save_pretrained))

@@ -1,7 +1,9 @@
 """BERT: a post-norm Transformer encoder with learned positions and segment embeddings, plus its heads.
 
 Built from ``tformer.nn`` (the same ``EncoderLayer`` and attention as the translation model). Weights load from and
-save to Hugging Face checkpoint folders through ``tformer.interop.hf_bert``, which holds the name mapping.
+save to Hugging Face checkpoint folders through the format registered for the ``"bert"`` family
+(``tformer.models.formats``): ``tformer.interop.hf_bert``, which holds the name mapping, registers itself when
+``tformer`` is imported. Models never import ``interop``.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from torch import Tensor, nn
 
 from tformer.errors import ConfigError
 from tformer.models.config import JsonConfig, require_positive, require_probability
+from tformer.models.formats import load_checkpoint, save_checkpoint
 from tformer.nn import Encoder, EncoderLayer, PositionalEncoding, TokenEmbedding
 from tformer.nn.dropout import Dropout
 from tformer.nn.embedding import check_token_ids
 from tformer.nn.feedforward import ACTIVATIONS
+
+FAMILY = "bert"  # the name BERT models' checkpoint formats are registered under
 
 
 @dataclass
@@ -153,15 +158,11 @@ class BertModel(nn.Module):
 
         ``strict=False`` keeps freshly initialised weights where the checkpoint lacks some (and says which).
         """
-        from tformer.interop.hf_bert import load_pretrained
-
-        return load_pretrained(cls, name_or_path, strict=strict)
+        return load_checkpoint(FAMILY, cls, name_or_path, strict=strict)
 
     def save_pretrained(self, folder: str | Path) -> None:
         """Write ``config.json`` and ``model.safetensors`` that ``transformers.AutoModel`` can load."""
-        from tformer.interop.hf_bert import save_pretrained
-
-        save_pretrained(self, folder)
+        save_checkpoint(FAMILY, self, folder)
 
 
 class BertForSequenceClassification(nn.Module):
@@ -204,15 +205,11 @@ class BertForSequenceClassification(nn.Module):
         cls, name_or_path: str | Path, labels: list[str] | None = None, strict: bool = True
     ) -> BertForSequenceClassification:
         """Load a saved classifier, or put a new head (for ``labels``) on a pretrained encoder checkpoint."""
-        from tformer.interop.hf_bert import load_pretrained
-
-        return load_pretrained(cls, name_or_path, labels=labels, strict=strict)
+        return load_checkpoint(FAMILY, cls, name_or_path, labels=labels, strict=strict)
 
     def save_pretrained(self, folder: str | Path) -> None:
         """Write a folder that ``transformers.AutoModelForSequenceClassification`` can load."""
-        from tformer.interop.hf_bert import save_pretrained
-
-        save_pretrained(self, folder)
+        save_checkpoint(FAMILY, self, folder)
 
 
 def init_bert_weights(module: nn.Module, std: float) -> None:
