@@ -23,7 +23,9 @@ from tformer.data.classification import DatasetSpec, LabelledTexts, dataset_spec
 from tformer.errors import ConfigError
 from tformer.evaluation.classification import classification_metrics
 from tformer.models.bert import BertForSequenceClassification
+from tformer.models.classifiers import save_lora_classifier
 from tformer.models.config import JsonConfig, require_positive
+from tformer.nn.lora import LoraConfig, add_lora, expand_targets, train_only
 from tformer.text.pretrained import Tokenizer
 from tformer.training import distributed
 from tformer.training.checkpoint import commit_folder, staging_dir, write_json_atomic
@@ -35,6 +37,7 @@ DEFAULT_OUT = "runs/sst2-minilm"  # `tformer classify` looks for DEFAULT_OUT/bes
 BEST = "best"
 RESULTS = "eval_results.json"
 RECIPE = "finetune_config.json"
+LORA_ALSO_TRAINED = ("classifier.", "bert.pooler.")  # with --lora: the new head and the pooler under it
 
 
 @dataclass
@@ -57,7 +60,12 @@ class FinetuneConfig(JsonConfig):
     max_length: int = 128
     seed: int = 0
     freeze_encoder: bool = False
+    lora: bool = False  # train LoRA adapters (+ head and pooler) instead of the whole encoder
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    lora_targets: str = "all"  # attention, ffn, all, or layer names (in_proj, out_proj, linear1, linear2)
     max_steps: int | None = None  # stop early (smoke tests); evaluates and saves when it stops
+    max_minutes: float | None = None  # stop training after this long, then evaluate and save
     threads: int | None = None  # torch CPU threads (default: torch's choice)
     device: str | None = None  # "cpu", "cuda", ...; default: cuda when available
     labels: list[str] = field(default_factory=list)  # filled from the training data
@@ -66,6 +74,18 @@ class FinetuneConfig(JsonConfig):
         require_positive(self, "epochs", "batch_size", "eval_batch_size", "max_length")
         if self.max_steps is not None:
             require_positive(self, "max_steps")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ConfigError(f"max_minutes must be > 0, got {self.max_minutes}")
+        if self.lora and self.freeze_encoder:
+            raise ConfigError("choose --lora or --freeze-encoder, not both")
+        if self.lora:
+            require_positive(self, "lora_rank")
+            if not self.lora_alpha > 0:
+                raise ConfigError(f"lora_alpha must be > 0, got {self.lora_alpha}")
+            try:
+                expand_targets(self.lora_targets)
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
         for name in ("lr", "weight_decay", "max_grad_norm"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -78,6 +98,9 @@ class FinetuneConfig(JsonConfig):
         if self.train_file is not None and self.dev_file is not None:
             return DatasetSpec(Path(self.train_file), Path(self.dev_file))
         return dataset_spec(self.data, self.data_root)
+
+    def lora_config(self) -> LoraConfig:
+        return LoraConfig(rank=self.lora_rank, alpha=self.lora_alpha, targets=expand_targets(self.lora_targets))
 
 
 @dataclass
@@ -118,9 +141,13 @@ class Finetuner:
         self.dev_ids = label_ids(self.dev_data, labels)
         self.tokenizer = Tokenizer.from_pretrained(c.model)
         self.device = self.dist.device if c.device is None or self.dist.enabled else torch.device(c.device)
-        self.model = BertForSequenceClassification.from_pretrained(c.model, labels=labels).to(self.device)
+        self.model = BertForSequenceClassification.from_pretrained(c.model, labels=labels)
         if c.freeze_encoder:
             self.model.bert.requires_grad_(False)
+        if c.lora:
+            add_lora(self.model, c.lora_config())  # frozen base layers + zero-initialised adapters
+            train_only(self.model, LORA_ALSO_TRAINED)
+        self.model.to(self.device)
         torch.manual_seed(c.seed + self.dist.rank)  # same head init on every rank (above), own dropout masks
         self.ddp_model = DistributedDataParallel(self.model) if self.dist.enabled else self.model
         steps_per_epoch = math.ceil(math.ceil(len(self.train_data) / c.batch_size) / self.dist.world_size)
@@ -133,6 +160,7 @@ class Finetuner:
         )
         self.step = 0
         self.last_loss: float | None = None
+        self.deadline = math.inf  # perf_counter() time when ``max_minutes`` runs out, set by ``train``
 
     def train(self) -> FinetuneResult:
         c = self.config
@@ -146,6 +174,8 @@ class Finetuner:
         bar = tqdm(total=self.total_steps, disable=not self.progress, unit="step", dynamic_ncols=True)
         result = FinetuneResult(self.out / BEST, {})
         start = time.perf_counter()
+        if c.max_minutes is not None:
+            self.deadline = start + 60 * c.max_minutes
         for epoch in range(1, c.epochs + 1):
             batches = length_grouped_batches(lengths, c.batch_size, c.seed, epoch)
             batches = distributed.shard(batches, self.dist.rank, self.dist.world_size, 1)  # this rank's share
@@ -154,7 +184,7 @@ class Finetuner:
             row = {"epoch": epoch, "step": self.step, "examples": seen, **metrics,
                    "elapsed_s": round(time.perf_counter() - start, 1), "train_loss": self.last_loss}
             self._record(row, result)
-            if c.max_steps is not None and self.step >= c.max_steps:
+            if self._out_of_budget():
                 break
         bar.close()
         return result
@@ -166,7 +196,7 @@ class Finetuner:
             self.model.bert.eval()  # a frozen encoder gives fixed features: no dropout inside it
         seen, running, start = 0, None, time.perf_counter()
         for index in batches:
-            if c.max_steps is not None and self.step >= c.max_steps:
+            if self._out_of_budget():
                 break
             batch = self.tokenizer([self.train_data.texts[i] for i in index], max_length=c.max_length)
             targets = torch.tensor([self.train_ids[i] for i in index], device=self.device)
@@ -185,6 +215,11 @@ class Finetuner:
             bar.update(1)
         self.last_loss = running
         return seen
+
+    def _out_of_budget(self) -> bool:
+        """Whether ``max_steps`` or ``max_minutes`` is used up (then the run evaluates, saves and stops)."""
+        c = self.config
+        return (c.max_steps is not None and self.step >= c.max_steps) or time.perf_counter() >= self.deadline
 
     @torch.no_grad()
     def evaluate(self, data: LabelledTexts | None = None, gold: list[int] | None = None) -> dict[str, float]:
@@ -220,10 +255,18 @@ class Finetuner:
         self.dist.barrier()
 
     def save(self, folder: Path, metrics: dict) -> None:
-        """Write model, tokenizer, recipe and metrics to ``folder`` atomically (a crash leaves the old one)."""
+        """Write model, tokenizer, recipe and metrics to ``folder`` atomically (a crash leaves the old one).
+
+        With ``lora``, only the trained parameters are written (adapters, head, pooler: ``lora.json`` and
+        ``lora.safetensors``), to be merged onto the base checkpoint at load time.
+        """
         stage = staging_dir(folder)
         try:
-            self.model.save_pretrained(stage)
+            if self.config.lora:
+                save_lora_classifier(self.model, stage, base=self.config.model, lora=self.config.lora_config(),
+                                     dtype=torch.float32)
+            else:
+                self.model.save_pretrained(stage)
             self.tokenizer.save_pretrained(stage)
             self.config.to_json(stage / RECIPE)
             write_json_atomic(stage / RESULTS, {**metrics, "dev": self.dev_data.source})
