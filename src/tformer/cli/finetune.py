@@ -50,6 +50,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "%(default)s)")
     p.add_argument("--freeze-encoder", action="store_true", help="train the classification head only (dropout + "
                    "linear); the embeddings, encoder layers and pooler stay as loaded")
+    p.add_argument("--lora", action="store_true", help="LoRA: keep the encoder frozen and train small low-rank "
+                   "adapters on its linear layers, with the head and pooler; OUT/best then stores only those "
+                   "(a few MB: lora.json, lora.safetensors), merged onto --model when loaded")
+    p.add_argument("--lora-rank", type=positive_int, default=d.lora_rank, help="rank of each adapter (default: "
+                   "%(default)s)")
+    p.add_argument("--lora-alpha", type=positive_float, default=d.lora_alpha, help="adapter scale numerator: the "
+                   "update is alpha/rank * B A x (default: %(default)s)")
+    p.add_argument("--lora-targets", default=d.lora_targets, help="layers that get adapters: attention (query/key/"
+                   "value and output projections), ffn (feed-forward layers), all, or a comma list of layer names "
+                   "in_proj,out_proj,linear1,linear2 (default: %(default)s)")
+    p.add_argument("--max-minutes", type=positive_float, help="stop training after this many minutes, then "
+                   "evaluate and save")
     p.add_argument("--max-steps", type=positive_int, help="stop after this many updates, then evaluate and save (for a "
                    "quick check of the whole pipeline)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
