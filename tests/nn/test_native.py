@@ -1,4 +1,8 @@
+import ast
+import gc
 import os
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -77,7 +81,7 @@ def test_native_steps_equal_the_python_modules_exactly(monkeypatch, norm_first, 
     monkeypatch.setattr(native, "decoder_step", counter)
     fast = run_steps(decoder, memory, mask, steps=6, reorder_at=2 if batch > 1 else None)
     assert counter.calls == 5  # every step but the first, which fills the caches in Python
-    monkeypatch.setattr(native, "applies", lambda *args: False)
+    monkeypatch.setattr(native, "applies", lambda *args: "turned off by the test")
     reference = run_steps(decoder, memory, mask, steps=6, reorder_at=2 if batch > 1 else None)
     for step, (a, b) in enumerate(zip(fast, reference)):
         assert torch.equal(a, b), f"step {step}: max difference {(a - b).abs().max().item()}"
@@ -89,18 +93,20 @@ def test_native_step_is_not_used_where_it_would_differ_or_cannot_apply():
     memory = torch.randn(2, 5, 32)
     cache = KVCache(2)
     x = torch.randn(2, 1, 32)
+    layers = decoder.layers
     with torch.inference_mode():
-        assert not native.applies(decoder, x, cache, None, False)  # empty cache: the first step fills it
+        assert native.applies(layers, x, cache, None, False) == "empty cache (the first step fills it)"
         decoder(x, memory, None, cache)
-        assert native.applies(decoder, x, cache, None, False)
-        assert not native.applies(decoder, x, cache, None, True)  # attention weights requested
-        assert not native.applies(decoder, torch.randn(2, 2, 32), cache, None, False)  # two new positions
-        assert not native.applies(decoder, x.double(), cache, None, False)
-        assert not native.applies(decoder, x, None, None, False)
-    assert not native.applies(decoder, x, cache, None, False)  # gradients on
+        assert native.applies(layers, x, cache, None, False) == ""  # "": no reason not to
+        assert native.applies(layers, x, cache, None, True) == "attention weights requested"
+        two_positions = torch.randn(2, 2, 32)
+        assert native.applies(layers, two_positions, cache, None, False) == "2 new positions (the step takes one)"
+        assert "float32" in native.applies(layers, x.double(), cache, None, False)
+        assert native.applies(layers, x, None, None, False) == "no cache"
+    assert native.applies(layers, x, cache, None, False) == "gradients are enabled"
     decoder.train()
     with torch.inference_mode():
-        assert not native.applies(decoder, x, cache, None, False)
+        assert native.applies(layers, x, cache, None, False) == "training is enabled"
 
 
 @needs_native
@@ -115,7 +121,7 @@ def test_int8_layers_keep_the_python_path():
     x = torch.randn(1, 1, d)
     with torch.inference_mode():
         decoder(x, memory, None, cache)
-        assert not native.applies(decoder, x, cache, None, False)
+        assert "int8" in native.applies(decoder.layers, x, cache, None, False)
         assert decoder(x, memory, None, cache).hidden.shape == (1, 1, d)
 
 
@@ -144,5 +150,38 @@ def test_greedy_and_beam_search_give_the_same_hypotheses_with_and_without_it(mon
     monkeypatch.setattr(native, "decoder_step", counter)
     fast = search()
     assert counter.calls > 0
-    monkeypatch.setattr(native, "applies", lambda *args: False)
+    monkeypatch.setattr(native, "applies", lambda *args: "turned off by the test")
     assert fast == search()
+
+
+def test_the_cpp_offsets_mirror_the_python_tensor_order():
+    """decoder_step.cpp's LayerTensor names, in order, are native.LAYER_TENSORS (kSelfQkvWeight = self_qkv_weight)."""
+    source = native.SOURCE.read_text()
+    body = re.search(r"enum LayerTensor : int64_t \{(.*?)\};", source, re.DOTALL)
+    assert body is not None
+    names = re.findall(r"\b(k[A-Z]\w*)", re.sub(r"//[^\n]*", "", body.group(1)))
+    assert names[-1] == "kTensorsPerLayer"
+    expected = ["k" + "".join(part.capitalize() for part in name.split("_")) for name in native.LAYER_TENSORS]
+    assert names[:-1] == expected
+    assert len(native.sublayers(make_decoder(False, "relu").layers[0])) * 6 == len(native.LAYER_TENSORS)
+
+
+def test_the_run_state_lives_in_native_and_goes_with_its_cache():
+    decoder = make_decoder(False, "relu")
+    cache = KVCache(2)
+    assert not hasattr(cache, "native_state")
+    with torch.inference_mode():
+        for _ in range(3):
+            decoder(torch.randn(1, 1, 32), torch.randn(1, 5, 32), None, cache)
+    assert (cache in native._runs) == (native.native_ops() is not None)  # gathered on the first native step
+    runs = len(native._runs)
+    del cache
+    gc.collect()
+    assert len(native._runs) == runs - (native.native_ops() is not None)
+
+
+def test_native_imports_nothing_from_the_stack_that_calls_it():
+    tree = ast.parse(Path(native.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert not any(name and name.startswith("tformer.nn.stacks") for name in imported)

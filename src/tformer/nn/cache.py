@@ -110,7 +110,6 @@ class KVCache:
     def __init__(self, num_layers: int, capacity: int = 32) -> None:
         self.self_attn = [AttentionCache(static=False, capacity=capacity) for _ in range(num_layers)]
         self.cross_attn = [AttentionCache(static=True) for _ in range(num_layers)]
-        self.native_state: object | None = None  # what the native decoding step keeps for this run (its weights)
 
     @property
     def length(self) -> int:

@@ -4,11 +4,17 @@ A decoding step at batch 1 makes hundreds of PyTorch operator calls on small ten
 between them is about as long as the arithmetic. The C++ step makes the same calls to the same kernels in the same
 order, so its results are identical to the Python modules' (tested), without the interpreter in between.
 
+This file and ``csrc/decoder_step.cpp`` mirror each other: the tensors gathered here are passed in the order of
+:data:`LAYER_TENSORS`, which the C++ side names in its ``LayerTensor`` offsets (a test checks that the two lists
+agree), and the C++ step repeats the Python modules' computation and ``tformer.nn.linear``'s choice of product form.
+A change to either side, or to the modules it repeats, goes to the other too.
+
 It is built with PyTorch's extension builder the first time it is needed (a C++ compiler is required; about 30 s,
 once; the build is kept in PyTorch's extensions folder, ``TORCH_EXTENSIONS_DIR``). ``make install`` builds it ahead.
-Without a compiler, or with ``TFORMER_NATIVE=0``, decoding runs in Python with the same results. ``Decoder`` uses it
-for a step when :func:`applies` says so: inference (no gradients) on CPU in float32, one new position per sentence
-with a filled cache, no attention weights requested, and plain ``tformer.nn`` layers (not the int8 copy).
+Without a compiler, or with ``TFORMER_NATIVE=0``, decoding runs in Python with the same results. The stack
+(``tformer.nn.stacks.Decoder``) owns the dispatch: it takes this step when :func:`applies` finds no reason not to.
+This module imports nothing from the stack; what it needs (the layers, the cache) comes as arguments, and what it
+keeps for a decoding run lives here, keyed by that run's cache, not on the cache.
 """
 
 from __future__ import annotations
@@ -17,24 +23,32 @@ import functools
 import os
 import sys
 import warnings
+import weakref
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from tformer.nn.attention import fused_kernel_zeroes_masked_rows
 from tformer.nn.cache import KVCache
+from tformer.nn.layers import AddNorm, DecoderLayer
 from tformer.nn.linear import WIDE_OUTPUT, Linear
-
-if TYPE_CHECKING:
-    from tformer.nn.layers import AddNorm, DecoderLayer
-    from tformer.nn.stacks import Decoder
 
 ENV = "TFORMER_NATIVE"  # "0" turns the native step off
 SOURCE = Path(__file__).parent / "csrc" / "decoder_step.cpp"
 NAME = "tformer_decoder_step"
-ACTIVATION_CODES = {"relu": 0, "gelu": 1, "gelu_tanh": 2}  # as decoder_step.cpp's `activation`
+ACTIVATION_CODES = {"relu": 0, "gelu": 1, "gelu_tanh": 2}  # as decoder_step.cpp's `activate`
+
+# One decoder layer's tensors, in the order they are passed; decoder_step.cpp's `LayerTensor` names the same
+# offsets (kSelfQkvWeight, ...). Per sub-layer (see `sublayers`): its two products' weight and bias, then its Add &
+# Norm's weight and bias.
+LAYER_TENSORS = (
+    "self_qkv_weight", "self_qkv_bias", "self_out_weight", "self_out_bias", "self_norm_weight", "self_norm_bias",
+    "cross_query_weight", "cross_query_bias", "cross_out_weight", "cross_out_bias", "cross_norm_weight",
+    "cross_norm_bias",
+    "ffn_in_weight", "ffn_in_bias", "ffn_out_weight", "ffn_out_bias", "ffn_norm_weight", "ffn_norm_bias",
+)
 
 
 @functools.cache
@@ -66,26 +80,42 @@ def _already_built(cpp_extension: object) -> bool:
         return False
 
 
-def applies(decoder: Decoder, x: Tensor, cache: KVCache | None, memory_mask: Tensor | None, need_weights: bool) -> bool:
-    """Whether the native step can compute this ``Decoder`` call exactly as the Python modules would."""
-    if cache is None or need_weights or x.size(1) != 1 or decoder.training or torch.is_grad_enabled():
-        return False
-    if x.device.type != "cpu" or x.dtype != torch.float32 or cache.length == 0 or not cache.cross_attn[0].ready:
-        return False
+def applies(
+    layers: Sequence[nn.Module], x: Tensor, cache: KVCache | None, memory_mask: Tensor | None, need_weights: bool
+) -> str:
+    """Why the native step cannot compute this decoder-stack call exactly as the Python modules would: a reason,
+    or "" when it can (the convention of PyTorch's ``why_not_sparsity_fast_path``).
+
+    Args: the stack's ``layers``, and its call's ``x`` (batch, new positions, d_model), ``cache``, ``memory_mask``
+    and ``need_weights``.
+    """
+    if cache is None:
+        return "no cache"
+    if need_weights:
+        return "attention weights requested"
+    if x.size(1) != 1:
+        return f"{x.size(1)} new positions (the step takes one)"
+    if any(layer.training for layer in layers):
+        return "training is enabled"
+    if torch.is_grad_enabled():
+        return "gradients are enabled"
+    if x.device.type != "cpu" or x.dtype != torch.float32:
+        return f"input is {x.dtype} on {x.device.type} (the step takes float32 on CPU)"
+    if cache.length == 0 or not cache.cross_attn or not cache.cross_attn[0].ready:
+        return "empty cache (the first step fills it)"
     if memory_mask is not None and not fused_kernel_zeroes_masked_rows("cpu"):
-        return False
+        return "this PyTorch's CPU attention kernel does not zero fully masked rows"
     if native_ops() is None:
-        return False
-    if cache.native_state is None:
-        cache.native_state = _state(decoder)
-    return cache.native_state is not False
+        return f"turned off ({ENV}=0)" if os.environ.get(ENV, "1") == "0" else "the C++ step could not be built"
+    state = _run_state(layers, cache)
+    return state if isinstance(state, str) else ""
 
 
-def decoder_step(decoder: Decoder, x: Tensor, memory_mask: Tensor | None, cache: KVCache) -> Tensor:
-    """x (batch, 1, d_model) -> (batch, 1, d_model): every decoder layer for one new position, before the stack's
-    final norm. ``memory_mask``: (batch, src_len), True = real source token, or None. Updates ``cache``."""
+def decoder_step(layers: Sequence[nn.Module], x: Tensor, memory_mask: Tensor | None, cache: KVCache) -> Tensor:
+    """x (batch, 1, d_model) -> (batch, 1, d_model): every layer of ``layers`` for one new position, before the
+    stack's final norm. ``memory_mask``: (batch, src_len), True = real source token, or None. Updates ``cache``."""
     ops = native_ops()
-    state = cache.native_state
+    state = _run_state(layers, cache)
     assert ops is not None and isinstance(state, _State), "call applies() first"
     buffers = [c.reserve(1) for c in cache.self_attn]
     mask = None if memory_mask is None else memory_mask[:, None, None, :]  # (batch, 1, 1, src_len)
@@ -108,8 +138,7 @@ class _State:
         self.eps = first.self_attn_norm.norm.eps
         self.norm_first = first.self_attn_norm.norm_first
         self.activation = ACTIVATION_CODES[first.ffn.activation]
-        # decoder_step.cpp's order: per sub-layer, weight and bias of each product, then the norm's weight and bias.
-        self.tensors: list[Tensor] = []
+        self.tensors: list[Tensor] = []  # LAYER_TENSORS for each layer in turn
         packed: list[Tensor | None] = []  # oneDNN copies at the weights' places, None elsewhere
         copies: list[Tensor | None] = []
         for layer in layers:
@@ -121,35 +150,54 @@ class _State:
                     packed += [copies[-1], None]
                 self.tensors += [add_norm.norm.weight.detach(), add_norm.norm.bias.detach()]
                 packed += [None, None]
+        assert len(self.tensors) == len(layers) * len(LAYER_TENSORS)
         # Without a copy for every product none is passed, and the C++ step multiplies several rows by the plain
         # product, as tformer.nn.linear does without one.
         missing = any(copy is None for copy in copies)
         self.packed = [] if missing else [torch.Tensor() if t is None else t for t in packed]
 
 
-def _state(decoder: Decoder) -> _State | bool:
-    """The run's ``_State``, or False when some layer is not one the C++ step knows."""
-    from tformer.nn.layers import DecoderLayer
+# What each decoding run (one KVCache) keeps: the layers it was gathered for, and their _State or the reason they
+# cannot take the native step. Kept here rather than on the cache; an entry goes when its cache is freed.
+_runs: weakref.WeakKeyDictionary[KVCache, tuple[Sequence[nn.Module], _State | str]] = weakref.WeakKeyDictionary()
 
-    layers = list(decoder.layers)
-    if not layers or not all(isinstance(layer, DecoderLayer) for layer in layers):
-        return False
-    first = layers[0]
-    parts = [part for layer in layers for part in sublayers(layer)]
-    known = all(type(linear) is Linear and linear.bias is not None for products, _ in parts for linear, _ in products)
-    same_norms = all(n.norm.eps == first.self_attn_norm.norm.eps and n.norm_first == first.self_attn_norm.norm_first
-                     for _, n in parts)
-    same_layers = all(
-        attention.num_heads == first.self_attn.num_heads and layer.ffn.activation == first.ffn.activation
-        for layer in layers for attention in (layer.self_attn, layer.cross_attn)
-    )
-    if not (known and same_norms and same_layers and first.ffn.activation in ACTIVATION_CODES):
-        return False
-    return _State(layers)
+
+def _run_state(layers: Sequence[nn.Module], cache: KVCache) -> _State | str:
+    """The ``_State`` of this run (made on its first native step), or why its layers cannot take the step."""
+    known = _runs.get(cache)
+    if known is None or known[0] is not layers:
+        known = _runs[cache] = (layers, _state(layers))
+    return known[1]
+
+
+def _state(layers: Sequence[nn.Module]) -> _State | str:
+    """The run's ``_State``, or the reason some layer is not one the C++ step knows."""
+    layers = list(layers)
+    if not layers:
+        return "no layers"
+    if not all(isinstance(layer, DecoderLayer) for layer in layers):
+        return "a layer is not a tformer.nn DecoderLayer"
+    decoder_layers: list[DecoderLayer] = layers  # type: ignore[assignment]
+    first = decoder_layers[0]
+    parts = [part for layer in decoder_layers for part in sublayers(layer)]
+    if not all(type(linear) is Linear and linear.bias is not None for products, _ in parts for linear, _ in products):
+        return "a product is not a tformer.nn.linear.Linear with a bias (e.g. the int8 copy)"
+    if not all(n.norm.eps == first.self_attn_norm.norm.eps and n.norm_first == first.self_attn_norm.norm_first
+               for _, n in parts):
+        return "the layers' norms differ (eps or placement)"
+    if not all(attention.num_heads == first.self_attn.num_heads and layer.ffn.activation == first.ffn.activation
+               for layer in decoder_layers for attention in (layer.self_attn, layer.cross_attn)):
+        return "the layers differ in heads or activation"
+    if any(getattr(attention, "num_kv_heads", attention.num_heads) != attention.num_heads
+           for layer in decoder_layers for attention in (layer.self_attn, layer.cross_attn)):
+        return "grouped-query attention (the step takes as many key/value heads as query heads)"
+    if first.ffn.activation not in ACTIVATION_CODES:
+        return f"activation {first.ffn.activation!r} is not one the C++ step knows"
+    return _State(decoder_layers)
 
 
 def sublayers(layer: DecoderLayer) -> list[tuple[list[tuple[Linear, slice | None]], AddNorm]]:
-    """The layer's three sub-layers in decoder_step.cpp's order, each as its two products (a linear layer and the
+    """The layer's three sub-layers in ``LAYER_TENSORS``' order, each as its two products (a linear layer and the
     output rows used: cross-attention multiplies by the query rows of its fused projection only) and its
     Add & Norm."""
     d = layer.self_attn.d_model

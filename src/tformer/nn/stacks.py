@@ -47,9 +47,10 @@ class Decoder(nn.Module):
     ) -> DecoderOutput:
         """x: (batch, tgt_len, d_model) -> DecoderOutput with hidden (batch, tgt_len, d_model)."""
         memory_mask = without_trivial_mask(memory_mask)
-        if native.applies(self, x, cache, memory_mask, need_weights):  # same result, computed in C++
+        why_not_native = native.applies(self.layers, x, cache, memory_mask, need_weights)
+        if not why_not_native:  # the same result, computed in C++ (tformer.nn.native)
             assert cache is not None
-            return DecoderOutput(hidden=self.final_norm(native.decoder_step(self, x, memory_mask, cache)))
+            return DecoderOutput(hidden=self.final_norm(native.decoder_step(self.layers, x, memory_mask, cache)))
         result = DecoderOutput(hidden=x)
         for i, layer in enumerate(self.layers):
             self_cache = cache.self_attn[i] if cache is not None else None

@@ -1,10 +1,12 @@
 // One incremental decoding step through a stack of Transformer decoder layers, in C++.
 //
-// The same computation as tformer.nn.stacks.Decoder with a KV cache and one new target position per sentence
-// (see tformer/nn/native.py, which builds this file on first use and falls back to Python without a compiler).
-// It calls the same PyTorch kernels in the same order as the Python modules, so results are identical; what it
-// removes is the Python interpreter's time between the hundreds of operator calls of a step, which at batch 1 is
-// about as long as the arithmetic itself.
+// The same computation as tformer.nn.stacks.Decoder with a KV cache and one new target position per sentence.
+// This file mirrors tformer/nn/native.py, which builds it on first use (falling back to Python without a
+// compiler), decides when it applies, and gathers each layer's tensors in the order of its LAYER_TENSORS, the
+// order `LayerTensor` below names; a change to one side goes to the other. It calls the same PyTorch kernels in
+// the same order as the Python modules (tformer/nn/layers.py, attention.py, feedforward.py, and linear.py's choice
+// of product form), so results are identical; what it removes is the Python interpreter's time between the
+// hundreds of operator calls of a step, which at batch 1 is about as long as the arithmetic itself.
 #include <torch/extension.h>
 
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -16,7 +18,21 @@ using torch::Tensor;
 
 namespace {
 
-constexpr int64_t kTensorsPerLayer = 18;  // 3 sub-layers x (2 products x (weight, bias) + norm weight, bias)
+// Offsets of one layer's tensors in `tensors` (and `packed`): native.py's LAYER_TENSORS, in the same order. Per
+// sub-layer (masked self-attention, encoder-decoder attention, feed-forward): its two products' weight and bias,
+// then its Add & Norm's LayerNorm weight and bias.
+enum LayerTensor : int64_t {
+  kSelfQkvWeight, kSelfQkvBias,      // self-attention's fused Q/K/V projection (3 d_model, d_model)
+  kSelfOutWeight, kSelfOutBias,      // its output projection (d_model, d_model)
+  kSelfNormWeight, kSelfNormBias,    // Add & Norm
+  kCrossQueryWeight, kCrossQueryBias,  // encoder-decoder attention: the query rows of its Q/K/V projection
+  kCrossOutWeight, kCrossOutBias,
+  kCrossNormWeight, kCrossNormBias,
+  kFfnInWeight, kFfnInBias,          // feed-forward: d_model -> d_ff (the activation follows)
+  kFfnOutWeight, kFfnOutBias,        // d_ff -> d_model
+  kFfnNormWeight, kFfnNormBias,
+  kTensorsPerLayer
+};
 
 Tensor activate(const Tensor& h, int64_t activation) {
   if (activation < 0) return h;
@@ -66,11 +82,12 @@ Tensor add_norm(const Tensor& x, const Tensor& norm_w, const Tensor& norm_b, dou
 
 }  // namespace
 
-// x: (batch, d_model), the new position's embedding. tensors: kTensorsPerLayer per layer; packed: the same
-// layout with oneDNN copies of the weights (undefined tensors elsewhere), or empty. self_keys/self_values:
-// (batch, heads, capacity, head_dim) buffers holding `length` positions; the new one is written at `length`.
-// cross_keys/cross_values: (batch, heads, src_len, head_dim). memory_mask: (batch, 1, 1, src_len) bool or None.
-// activation: 0 relu, 1 gelu (erf), 2 gelu (tanh); wide: tformer.nn.linear.WIDE_OUTPUT.
+// x: (batch, d_model), the new position's embedding. tensors: kTensorsPerLayer per layer, at the offsets of
+// LayerTensor; packed: the same layout with oneDNN copies of the weights (undefined tensors elsewhere), or empty.
+// self_keys/self_values: (batch, heads, capacity, head_dim) buffers holding `length` positions; the new one is
+// written at `length`. cross_keys/cross_values: (batch, heads, src_len, head_dim). memory_mask: (batch, 1, 1,
+// src_len) bool or None. activation: 0 relu, 1 gelu (erf), 2 gelu (tanh), as native.py's ACTIVATION_CODES; wide:
+// tformer.nn.linear.WIDE_OUTPUT.
 // Returns (batch, d_model), before any final LayerNorm.
 Tensor decoder_step(Tensor x, const std::vector<Tensor>& tensors, const std::vector<Tensor>& packed,
                     const std::vector<Tensor>& self_keys, const std::vector<Tensor>& self_values, int64_t length,
@@ -87,21 +104,27 @@ Tensor decoder_step(Tensor x, const std::vector<Tensor>& tensors, const std::vec
     const Tensor* p = packed.empty() ? nullptr : &packed[l * kTensorsPerLayer];
     auto pk = [&](int64_t i) -> const Tensor& { return p == nullptr ? none : p[i]; };
 
-    x = add_norm(x, t[4], t[5], eps, norm_first, [&](const Tensor& h) {  // masked self-attention
-      auto qkv = product(h, t[0], t[1], pk(0), wide).view({batch, 3 * heads, 1, head_dim});
+    // Masked self-attention: the new position's key and value go into the cache, then all cached ones are attended.
+    x = add_norm(x, t[kSelfNormWeight], t[kSelfNormBias], eps, norm_first, [&](const Tensor& h) {
+      auto qkv = product(h, t[kSelfQkvWeight], t[kSelfQkvBias], pk(kSelfQkvWeight), wide)
+                     .view({batch, 3 * heads, 1, head_dim});
       self_keys[l].select(2, length).copy_(qkv.narrow(1, heads, heads).squeeze(2));
       self_values[l].select(2, length).copy_(qkv.narrow(1, 2 * heads, heads).squeeze(2));
       auto keys = self_keys[l].narrow(2, 0, length + 1), values = self_values[l].narrow(2, 0, length + 1);
       auto attended = at::scaled_dot_product_attention(qkv.narrow(1, 0, heads), keys, values);
-      return product(attended.reshape({batch, d}), t[2], t[3], pk(2), wide);
+      return product(attended.reshape({batch, d}), t[kSelfOutWeight], t[kSelfOutBias], pk(kSelfOutWeight), wide);
     });
-    x = add_norm(x, t[10], t[11], eps, norm_first, [&](const Tensor& h) {  // encoder-decoder attention
-      auto q = product(h, t[6], t[7], pk(6), wide).view({batch, heads, 1, head_dim});
+    // Encoder-decoder attention over the cached keys and values of the encoder's output.
+    x = add_norm(x, t[kCrossNormWeight], t[kCrossNormBias], eps, norm_first, [&](const Tensor& h) {
+      auto q = product(h, t[kCrossQueryWeight], t[kCrossQueryBias], pk(kCrossQueryWeight), wide)
+                   .view({batch, heads, 1, head_dim});
       auto attended = at::scaled_dot_product_attention(q, cross_keys[l], cross_values[l], memory_mask);
-      return product(attended.reshape({batch, d}), t[8], t[9], pk(8), wide);
+      return product(attended.reshape({batch, d}), t[kCrossOutWeight], t[kCrossOutBias], pk(kCrossOutWeight), wide);
     });
-    x = add_norm(x, t[16], t[17], eps, norm_first, [&](const Tensor& h) {  // feed-forward
-      return product(product(h, t[12], t[13], pk(12), wide, activation), t[14], t[15], pk(14), wide);
+    // Position-wise feed-forward.
+    x = add_norm(x, t[kFfnNormWeight], t[kFfnNormBias], eps, norm_first, [&](const Tensor& h) {
+      auto hidden = product(h, t[kFfnInWeight], t[kFfnInBias], pk(kFfnInWeight), wide, activation);
+      return product(hidden, t[kFfnOutWeight], t[kFfnOutBias], pk(kFfnOutWeight), wide);
     });
   }
   return x;
