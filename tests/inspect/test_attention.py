@@ -1,8 +1,10 @@
+import json
+
 import pytest
 import torch
 
 import tformer.nn.attention as attention_module
-from tformer.inspect.attention import AttentionMaps, capture_translation, encoder_attention
+from tformer.inspect.attention import AttentionMaps, capture_translation, encoder_attention, maps_json
 from tformer.models import Seq2SeqTransformer
 from tformer.text.labels import bpe_token_label
 
@@ -128,3 +130,16 @@ def test_bert_encoder_attention_is_captured_without_changing_outputs(tmp_path):
     for w in weighed.attentions:
         assert_rows_are_distributions(w, batch.attention_mask.bool()[:, None, None, :])
     torch.testing.assert_close(weighed.attentions[1][:1], maps.weights[1][None])
+
+
+def test_the_api_form_of_attention_maps_rounds_the_weights_and_keeps_the_layout():
+    weights = torch.rand(2, 3, 4, 5).softmax(-1)  # (layers, heads, query_len, key_len)
+    maps = AttentionMaps(weights, list("abcd"), list("vwxyz"), "cross", "text")
+    data = json.loads(json.dumps(maps_json(maps, decimals=3)))
+    assert (data["layers"], data["heads"], data["kind"]) == (2, 3, "cross")
+    assert data["query_tokens"] == list("abcd") and data["key_tokens"] == list("vwxyz")
+    assert [data["query_axis"], data["key_axis"]] == list(maps.axis_labels)
+    back = torch.tensor(data["weights"], dtype=torch.float64)
+    assert back.shape == weights.shape
+    torch.testing.assert_close(back, weights.double(), atol=5e-4 + 1e-12, rtol=0)  # rounded to 3 decimals
+    assert not torch.allclose(back, weights.double(), atol=1e-6, rtol=0)  # and not kept in full

@@ -2,7 +2,7 @@
 
 Weights come from the models' own attention (``need_weights=True`` runs the reference path of the one attention
 implementation in ``tformer.nn``). For a translation, the returned hypothesis is teacher-forced through the model
-(see ``tformer.decoding.trace``): because the decoder is causal, that single pass computes exactly the attention
+(see ``tformer.inspect.trace``): because the decoder is causal, that single pass computes exactly the attention
 decoding used at each step, for greedy and for beam search alike. Layers and heads are counted from 1 wherever a
 person chooses them.
 """
@@ -11,17 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
-from tformer.decoding.trace import DecodingTrace, trace_translations
 from tformer.decoding.translator import Translator
+from tformer.inspect.trace import DecodingTrace, trace_translations
 
 if TYPE_CHECKING:
     from tformer.models.bert import BertModel
     from tformer.text.pretrained import Tokenizer
+
+WEIGHT_DECIMALS = 4  # attention weights in JSON: enough for a picture, a quarter of the bytes
 
 # kind -> (what it is, query axis, key axis)
 KINDS = {
@@ -76,6 +78,16 @@ class AttentionMaps:
         """One head's map (query_len, key_len); layer and head count from 1."""
         self.check(layer, head)
         return self.weights[layer - 1, head - 1]
+
+
+def maps_json(maps: AttentionMaps, decimals: int = WEIGHT_DECIMALS) -> dict[str, Any]:
+    """Attention maps as plain data (the HTTP API's form); weights[layer][head][query][key], layers and heads in
+    model order, rounded to ``decimals``."""
+    weights = maps.weights.double().mul(10**decimals).round().div(10**decimals)
+    query_axis, key_axis = maps.axis_labels
+    return {"kind": maps.kind, "description": maps.description, "layers": maps.num_layers, "heads": maps.num_heads,
+            "query_tokens": maps.query_tokens, "key_tokens": maps.key_tokens, "query_axis": query_axis,
+            "key_axis": key_axis, "weights": weights.tolist()}
 
 
 def check_layer_and_head(layer: int | None, head: int | None, num_layers: int, num_heads: int) -> None:

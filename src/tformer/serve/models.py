@@ -16,14 +16,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from tformer.decoding.trace import DecodingTrace, trace_translations
 from tformer.decoding.translator import Translator, default_model_dir
-from tformer.inspect.attention import AttentionMaps, encoder_attention, translation_attention
+from tformer.inspect.attention import encoder_attention, maps_json, translation_attention
+from tformer.inspect.trace import trace_json, trace_translations
 from tformer.models.pipelines import SentenceEncoder, TextClassifier
 
 TOP_K = 5  # candidates per step in a trace
 DEFAULT_BEAM = 4  # as /translate: /attention shows the translation a plain request gets
-WEIGHT_DECIMALS = 4  # attention weights in JSON: enough for a picture, a quarter of the bytes
 
 
 class ModelUnavailableError(RuntimeError):
@@ -128,26 +127,6 @@ MISSING = {
     "classifier": "no classifier is loaded: make one with `tformer finetune` (see docs/finetune-sst2.md; it "
     "writes runs/sst2-minilm/best), then start `tformer serve --classifier runs/sst2-minilm/best`",
 }
-
-
-def trace_json(trace: DecodingTrace) -> dict[str, Any]:
-    """A decoding trace as plain data: tokens, scores and, per step, the chosen token with the top candidates."""
-    data = trace.to_dict()
-    steps = [{"t": s["t"], "token": s["token"], "prob": s["prob"], "log_prob": s["log_prob"], "rank": s["rank"],
-              "forced_end": s["forced_end"],
-              "candidates": [{"token": c["token"], "prob": c["prob"]} for c in s["candidates"]]}
-             for s in data["steps"]]
-    return {"source_tokens": trace.source_tokens, "target_tokens": trace.target_tokens, "beam": trace.beam,
-            "score": trace.score, "normalized_score": trace.normalized_score, "steps": steps}
-
-
-def maps_json(maps: AttentionMaps) -> dict[str, Any]:
-    """Attention maps as plain data; weights[layer][head][query][key], layers and heads in model order."""
-    weights = maps.weights.double().mul(10**WEIGHT_DECIMALS).round().div(10**WEIGHT_DECIMALS)
-    query_axis, key_axis = maps.axis_labels
-    return {"kind": maps.kind, "description": maps.description, "layers": maps.num_layers, "heads": maps.num_heads,
-            "query_tokens": maps.query_tokens, "key_tokens": maps.key_tokens, "query_axis": query_axis,
-            "key_axis": key_axis, "weights": weights.tolist()}
 
 
 def load_models(model: str | Path | None = None, encoder: str | None = "minilm",

@@ -6,7 +6,7 @@ import torch
 
 from tformer.decoding.beam import beam_search
 from tformer.decoding.greedy import greedy_search
-from tformer.decoding.trace import format_trace, teacher_force, trace_translations
+from tformer.inspect.trace import format_trace, teacher_force, trace_json, trace_translations
 
 from tests.decoding.tiny import SENTENCES, tiny_translator
 
@@ -98,3 +98,15 @@ def test_empty_input_gives_an_empty_trace_and_bad_top_k_is_refused():
     assert "empty input" in format_trace(trace)
     with pytest.raises(ValueError, match="top_k must be at least 1, got 0"):
         trace_translations(translator, SENTENCES, top_k=0)
+
+
+def test_the_api_form_of_a_trace_keeps_the_steps_and_their_sum():
+    translator = tiny_translator(eos_bias=0.0)
+    trace = trace_translations(translator, SENTENCES[:1], beam=2, top_k=3)[0]
+    data = json.loads(json.dumps(trace_json(trace)))
+    assert data["target_tokens"] == trace.target_tokens and data["source_tokens"] == trace.source_tokens
+    assert [s["token"] for s in data["steps"]] == trace.target_tokens
+    assert math.fsum(s["log_prob"] for s in data["steps"]) == pytest.approx(data["score"], abs=1e-5)
+    assert data["normalized_score"] == trace.normalized_score and data["beam"] == 2
+    assert all(len(s["candidates"]) == 3 and "token_id" not in s["candidates"][0] for s in data["steps"])
+    assert any(s["forced_end"] for s in data["steps"]) == any(s.forced_end for s in trace.steps)
