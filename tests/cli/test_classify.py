@@ -46,6 +46,7 @@ def test_file_input_and_json(classifier_dir, tmp_path, capsys):
 
 def test_without_a_model_it_says_in_one_line_how_to_make_one(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TFORMER_MODELS", str(tmp_path))  # no bundled classifiers there
     assert main(["classify", "I love this movie"]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1

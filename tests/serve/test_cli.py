@@ -20,7 +20,7 @@ def free_port() -> int:
 
 def test_serve_starts_answers_and_stops_on_ctrl_c(tiny_model_dir, tmp_path):
     port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TFORMER_MODELS": str(tmp_path)}  # no bundled classifier there
     proc = subprocess.Popen([sys.executable, "-m", "tformer.cli.main", "serve", "--model", str(tiny_model_dir),
                              "--encoder", "none", "--port", str(port), "--threads", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)

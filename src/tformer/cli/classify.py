@@ -1,4 +1,4 @@
-"""`tformer classify`: label texts with a fine-tuned classifier (by default the one `tformer finetune` writes)."""
+"""`tformer classify`: label texts with a fine-tuned classifier (by default the bundled sentiment classifier)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from tformer.cli.numbers import positive_int
 from tformer.training.finetune import BEST, DEFAULT_OUT
 
-DEFAULT_MODEL = f"{DEFAULT_OUT}/{BEST}"
+DEFAULT_MODEL = f"{DEFAULT_OUT}/{BEST}"  # where `tformer finetune` writes; used when no classifier is bundled
 HELP = "Classify texts (e.g. sentiment) with a fine-tuned model; prints each text's label and probability."
 
 
@@ -20,8 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "per input line, in order (an empty line gives an empty line). Output: LABEL<TAB>PROBABILITY.",
     )
     p.add_argument("text", nargs="*", metavar="TEXT", help="texts to classify (default: read --input or stdin)")
-    p.add_argument("--model", help=f"classifier folder (default: {DEFAULT_MODEL}, written by `tformer finetune` "
-                   "with its default options)")
+    p.add_argument("--model", help="a bundled classifier, 'sentiment' (SST-2: positive/negative) or 'spam' (SMS: "
+                   "ham/spam), or a classifier folder written by `tformer finetune` (default: sentiment)")
     p.add_argument("--input", help="read texts from this file ('-' = stdin)")
     p.add_argument("--json", action="store_true", help="one JSON object per line: text, label, probability and "
                    "every label's probability")
@@ -31,16 +31,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def default_model() -> str | Path:
+    """The bundled sentiment classifier, else the folder `tformer finetune` writes by default."""
+    from tformer.models.classifiers import DEFAULT_CLASSIFIER, bundled_classifier, is_lora_classifier
+
+    bundled = bundled_classifier(DEFAULT_CLASSIFIER)
+    if is_lora_classifier(bundled):
+        return bundled
+    if Path(DEFAULT_MODEL).is_dir():
+        return DEFAULT_MODEL
+    raise FileNotFoundError(f"no classifier: the bundled one is missing from {bundled} and there is none at "
+                            f"{DEFAULT_MODEL}; make one with `tformer finetune` (see docs/finetune-sst2.md) or pass "
+                            "--model DIR")
+
+
 def run(args: argparse.Namespace) -> int:
     from tformer.cli.io import read_input_lines
     from tformer.models.pipelines import TextClassifier
 
-    model = args.model
-    if model is None:
-        if not Path(DEFAULT_MODEL).is_dir():
-            raise FileNotFoundError(f"no classifier at {DEFAULT_MODEL}; make one with `tformer finetune` "
-                                    "(see docs/finetune-sst2.md) or pass --model DIR")
-        model = DEFAULT_MODEL
+    model = args.model if args.model is not None else default_model()
     texts = args.text or read_input_lines(args.input)
     classifier = TextClassifier.from_pretrained(model)
     classifier.max_length = args.max_length

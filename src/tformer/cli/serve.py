@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
-from pathlib import Path
 
 from tformer.cli.numbers import non_negative_float, port, positive_float, positive_int
 from tformer.training.finetune import BEST, DEFAULT_OUT
@@ -25,7 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=port, default=8000, help="port to listen on (default: %(default)s)")
     p.add_argument("--model", help="translation model folder (default: the bundled models/multi30k-de-en, or "
                    "$TFORMER_MODEL)")
-    p.add_argument("--classifier", help=f"text classifier folder for /classify (default: {DEFAULT_CLASSIFIER} when "
+    p.add_argument("--classifier", help="text classifier for /classify: a folder, or a bundled one by name "
+                   f"(sentiment, spam) (default: the bundled sentiment classifier, else {DEFAULT_CLASSIFIER} when "
                    "it exists, written by `tformer finetune`; without one /classify answers 503)")
     p.add_argument("--encoder", default="minilm", help="BERT sentence encoder for /embed and the English "
                    "attention panel: a folder or short name, or 'none' (default: %(default)s)")
@@ -78,8 +78,13 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     classifier = args.classifier
-    if classifier is None and Path(DEFAULT_CLASSIFIER).is_dir():
-        classifier = DEFAULT_CLASSIFIER
+    if classifier is None:
+        from tformer.cli.classify import default_model
+
+        try:
+            classifier = default_model()  # the bundled sentiment classifier, else DEFAULT_CLASSIFIER
+        except FileNotFoundError:
+            classifier = None
     encoder = None if args.encoder.lower() == "none" else args.encoder
     models = load_models(args.model, encoder, classifier)
     for role, info in models.info.items():
