@@ -13,6 +13,13 @@ from torch import Tensor
 
 from tformer.data.batching import length_sorted_chunks
 from tformer.models.bert import BertForSequenceClassification, BertModel
+from tformer.models.classifiers import (
+    DEFAULT_CLASSIFIER,
+    is_lora_classifier,
+    load_lora_classifier,
+    lora_base_folder,
+    resolve_classifier,
+)
 from tformer.pretrained import resolve_pretrained
 from tformer.text.pretrained import Tokenizer
 
@@ -75,9 +82,12 @@ class TextClassifier:
         self.max_length = max_length
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path) -> TextClassifier:
-        """A folder written by ``tformer finetune`` (or any Hugging Face BERT sequence classifier)."""
-        folder = resolve_pretrained(folder)
+    def from_pretrained(cls, folder: str | Path = DEFAULT_CLASSIFIER) -> TextClassifier:
+        """A folder written by ``tformer finetune`` (or any Hugging Face BERT sequence classifier), a LoRA
+        classifier folder (merged on its base encoder), or a bundled classifier's name (``sentiment``, ``spam``)."""
+        folder = resolve_classifier(folder)
+        if is_lora_classifier(folder):
+            return cls(load_lora_classifier(folder), Tokenizer.from_pretrained(lora_base_folder(folder)))
         return cls(BertForSequenceClassification.from_pretrained(folder), Tokenizer.from_pretrained(folder))
 
     @property
