@@ -43,12 +43,7 @@ LAYERS["cli"] = set(LAYERS)
 
 # Arrows known to run the wrong way while their owners move them (each is checked to still exist, so a fixed one
 # must be struck off here). Keep this empty: add to it only with a note of who removes the arrow.
-PENDING: set[tuple[str, str]] = {
-    # models/causal_lm.py loads GGUF and Hugging Face folders by importing interop/ (issue 16's helper): to be
-    # served through models/formats.py as BERT's folders are.
-    ("tformer.models.causal_lm", "tformer.interop.gguf"),
-    ("tformer.models.causal_lm", "tformer.interop.hf_causal"),
-}
+PENDING: set[tuple[str, str]] = set()
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """tformer: the Transformer, from the paper to production."""
 
 from tformer.decoding.translator import Translator
+from tformer.interop import gguf as _gguf  # noqa: F401  registers GGUF files for CausalLM.from_pretrained
 from tformer.interop import hf_bert as _hf_bert  # noqa: F401  registers the folder format of BertModel.from_pretrained
+from tformer.interop import hf_causal as _hf_causal  # noqa: F401  and Hugging Face Llama/GPT-2 folders
 from tformer.models import Seq2SeqTransformer, TransformerConfig
 from tformer.models.bert import BertConfig, BertForSequenceClassification, BertModel
 from tformer.models.causal_lm import CausalLM, CausalLMConfig

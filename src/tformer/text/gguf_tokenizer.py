@@ -3,13 +3,13 @@
 GGUF keeps a byte-level BPE ("gpt2" tokenizer model) as its token list, merges and token types, plus the name of
 the pre-tokenizer its merges were learned with and a Jinja chat template. Control tokens (``<|im_start|>``) are
 special tokens: matched whole in text, dropped when decoding with ``skip_special_tokens``.
+``tformer.interop.gguf.load_gguf_tokenizer("smollm2")`` reads one from a file.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from tokenizers import AddedToken, decoders, models, pre_tokenizers
@@ -40,16 +40,9 @@ class ChatTokenizer:
         self._template: Any = None
 
     @classmethod
-    def from_gguf(cls, name_or_path: str | Path) -> ChatTokenizer:
-        """The tokenizer of a GGUF file, or of a short name ("smollm2")."""
-        from tformer.interop.gguf import metadata, read_gguf, resolve_gguf
-
-        path = resolve_gguf(name_or_path)
-        meta = metadata(read_gguf(path))
-        return cls.from_metadata(meta, str(path))
-
-    @classmethod
     def from_metadata(cls, meta: dict[str, Any], source: str = "GGUF file") -> ChatTokenizer:
+        """From a GGUF file's metadata (``tokenizer.ggml.*``, ``tokenizer.chat_template``); reading the file is
+        ``tformer.interop.gguf.load_gguf_tokenizer``'s job."""
         kind = meta.get("tokenizer.ggml.model")
         if kind != "gpt2":
             raise ConfigError(f"{source}: tokenizer model {kind!r} is not supported (only byte-level BPE, 'gpt2')")
