@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from tformer.decoding.greedy import max_output_length
+from tformer.data.batching import length_sorted_chunks
+from tformer.decoding.search import max_output_length
 from tformer.decoding.translator import Translator
 from tformer.interop.ctranslate2 import CTranslate2Translator, export_ctranslate2
 from tformer.interop.marian import export_marian
@@ -92,9 +93,7 @@ def hf_side(folder: Path, translator: Translator, penalty: float) -> Side:
     def run(texts: Sequence[str], beam: int, batch_size: int) -> list[list[int]]:
         lengths = [len(ids) for ids in translator.encode_sources(texts)]
         results: list[list[int]] = [[] for _ in texts]
-        todo = sorted((i for i in range(len(texts)) if lengths[i]), key=lambda i: lengths[i])
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
+        for chunk in length_sorted_chunks(lengths, batch_size):  # as tformer batches (decoding.batching)
             batch = tokenizer([texts[i] for i in chunk], return_tensors="pt", padding=True)
             limit = max(max_output_length(lengths[i] + 1, cfg.max_len) for i in chunk)
             search = dict(num_beams=beam, length_penalty=penalty, early_stopping=True) if beam > 1 else \
