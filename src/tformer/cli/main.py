@@ -15,6 +15,7 @@ from tformer.cli import (
     evaluate,
     export,
     finetune,
+    finetune_qa,
     plot_positions,
     serve,
     train,
@@ -22,7 +23,8 @@ from tformer.cli import (
 )
 from tformer.errors import TformerError
 
-COMMANDS = [translate, evaluate, train, curves, finetune, classify, embed, export, attention, plot_positions, serve]
+COMMANDS = [translate, evaluate, train, curves, finetune, finetune_qa, classify, embed, export, attention,
+            plot_positions, serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

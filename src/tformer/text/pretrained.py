@@ -172,6 +172,19 @@ class Tokenizer:
         """Token ids with special tokens, not truncated."""
         return self._tok.encode(text).ids
 
+    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Token ids without special tokens, and each token's (start, end) character span in ``text``."""
+        e = self._tok.encode(text, add_special_tokens=False)
+        return e.ids, e.offsets
+
+    def special_id(self, role: str) -> int:
+        """The id of a special token by role: ``"cls_token"``, ``"sep_token"``, ``"pad_token"``, ..."""
+        token = _token_text(self.config.get(role, BERT_SPECIAL.get(role, role)))
+        token_id = self._tok.token_to_id(token)
+        if token_id is None:
+            raise ModelFolderError(f"the tokenizer has no {role} ({token!r}) in its vocabulary")
+        return token_id
+
     def tokens(self, text: str) -> list[str]:
         return self._tok.encode(text).tokens
 

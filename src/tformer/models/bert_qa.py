@@ -1,0 +1,183 @@
+"""BERT for extractive question answering: the encoder with a span head that scores every token as the start and
+the end of the answer (Devlin et al., 2019, section 4.2), in Hugging Face's format (``qa_outputs``).
+
+A saved folder loads in ``transformers.AutoModelForQuestionAnswering``. A fine-tuned model can also be stored as
+an *adapter*: only the parameters fine-tuning changed, in float16, on top of a named base checkpoint (the bundled
+QA model is shipped that way, on the packaged MiniLM).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from tformer.errors import ModelFolderError
+from tformer.models.bert import BertConfig, BertModel, init_bert_weights
+
+log = logging.getLogger("tformer")
+
+ADAPTER_FILE = "adapter.json"  # {"base": ..., "dtype": ..., "weights": ...}: parameters on top of a base checkpoint
+ADAPTER_WEIGHTS = "adapter.safetensors"
+# Weights a question-answering model does not need from its checkpoint: Hugging Face's QA model has no pooler,
+# and an encoder checkpoint has no span head yet.
+OPTIONAL_PREFIXES = ("bert.pooler.", "qa_outputs.")
+
+
+@dataclass
+class QuestionAnsweringOutput:
+    start_logits: Tensor  # (batch, seq)
+    end_logits: Tensor  # (batch, seq)
+    loss: Tensor | None = None  # mean of the start and end cross-entropies, when positions were given
+    attentions: list[Tensor] | None = None
+
+
+class BertForQuestionAnswering(nn.Module):
+    """BERT with a span head: one linear layer from each token's final hidden state to a start and an end logit."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config)
+        self.qa_outputs = nn.Linear(config.d_model, 2)  # [start, end]
+        init_bert_weights(self.qa_outputs, config.init_std)
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        start_positions: Tensor | None = None,
+        end_positions: Tensor | None = None,
+        need_weights: bool = False,
+    ) -> QuestionAnsweringOutput:
+        """Start and end logits of every token.
+
+        Args:
+            input_ids, attention_mask, token_type_ids: as for ``BertModel.forward``: ``[CLS] question [SEP]
+                context [SEP]`` with segment 0 for the question and 1 for the context.
+            start_positions, end_positions: token index of the answer's first and last token (batch,); when
+                given, ``loss`` is the mean of the two cross-entropies. Position 0 ([CLS]) means "no answer in
+                this window".
+        Shapes:
+            input_ids, attention_mask, token_type_ids: (batch, seq).
+        Returns:
+            QuestionAnsweringOutput with start_logits and end_logits (batch, seq).
+        """
+        out = self.bert(input_ids, attention_mask, token_type_ids, need_weights)
+        logits = self.qa_outputs(out.last_hidden_state)  # (batch, seq, 2)
+        start_logits, end_logits = logits.unbind(dim=-1)  # (batch, seq) each
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            loss = (nn.functional.cross_entropy(start_logits, start_positions)
+                    + nn.functional.cross_entropy(end_logits, end_positions)) / 2
+        return QuestionAnsweringOutput(start_logits, end_logits, loss, out.attentions)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, strict: bool = True) -> BertForQuestionAnswering:
+        """A saved QA model, an adapter folder (``adapter.json``), or an encoder checkpoint that gets a new span
+        head (said in one line)."""
+        from tformer.interop.pretrained import resolve_pretrained
+
+        folder = resolve_pretrained(name_or_path)
+        if (folder / ADAPTER_FILE).is_file():
+            return load_adapter(folder)
+        return load_checkpoint(folder, strict=strict)
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        """Write ``config.json`` and ``model.safetensors`` that ``transformers.AutoModelForQuestionAnswering`` loads
+        (without the pooler, which the span head does not use and Hugging Face's QA model does not have)."""
+        from tformer.interop.hf_bert import CONFIG_FILE, WEIGHT_FILES, config_to_hf, weights_to_hf
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        hf_config = config_to_hf(self.config, type(self).__name__)
+        (folder / CONFIG_FILE).write_text(json.dumps(hf_config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        state = {k: v for k, v in self.state_dict().items() if not k.startswith("bert.pooler.")}
+        # clone: the query, key and value chunks of ``in_proj`` share memory, which safetensors refuses
+        tensors = {k: v.detach().cpu().clone().contiguous() for k, v in weights_to_hf(state).items()}
+        save_file(tensors, str(folder / WEIGHT_FILES[0]), metadata={"format": "pt"})
+
+    def save_adapter(self, folder: str | Path, base: str, names: list[str], dtype: torch.dtype = torch.float16) -> None:
+        """Write only the parameters ``names`` (tformer names) in ``dtype``, to be loaded on top of ``base`` (a
+        checkpoint folder or short name)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = self.state_dict()
+        unknown = [n for n in names if n not in state]
+        if unknown:
+            raise ValueError(f"not parameters of the model: {unknown[:4]}")
+        tensors = {n: state[n].detach().cpu().to(dtype).contiguous() for n in names}
+        save_file(tensors, str(folder / ADAPTER_WEIGHTS), metadata={"format": "pt"})
+        meta = {"base": base, "dtype": str(dtype).removeprefix("torch."), "weights": ADAPTER_WEIGHTS,
+                "architecture": type(self).__name__, "config": self.config.to_dict()}
+        (folder / ADAPTER_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def load_checkpoint(folder: Path, strict: bool = True) -> BertForQuestionAnswering:
+    """A Hugging Face BERT checkpoint folder as a ``BertForQuestionAnswering`` in eval mode.
+
+    The span head and the pooler may be absent (a bare encoder gets a fresh head); any other missing weight
+    raises, or with ``strict=False`` keeps its random initialisation; either is said in one line.
+    """
+    from tformer.interop.hf_bert import (
+        CONFIG_FILE,
+        config_from_hf,
+        normalise_checkpoint_names,
+        read_checkpoint,
+        weights_from_hf,
+        weights_to_hf,
+    )
+
+    hf_config, checkpoint, weight_file = read_checkpoint(folder)
+    model = BertForQuestionAnswering(config_from_hf(hf_config, str(folder / CONFIG_FILE)))
+    expected = weights_to_hf(model.state_dict())
+    checkpoint = normalise_checkpoint_names(checkpoint, with_prefix=True)
+    checkpoint = {("qa_outputs." + k[len("bert.qa_outputs."):] if k.startswith("bert.qa_outputs.") else k): v
+                  for k, v in checkpoint.items()}
+    for name in sorted(set(expected) & set(checkpoint)):
+        if checkpoint[name].shape != expected[name].shape:
+            raise ModelFolderError(f"{weight_file}: {name} has shape {tuple(checkpoint[name].shape)}, the model "
+                                   f"expects {tuple(expected[name].shape)}")
+    absent = sorted(k for k in expected if k not in checkpoint)
+    missing = [k for k in absent if not k.startswith(OPTIONAL_PREFIXES)]
+    if missing and strict:
+        raise ModelFolderError(f"{weight_file}: {len(missing)} weight(s) missing: {', '.join(missing[:4])}")
+    if missing:
+        log.warning("tformer: %d weight(s) missing from %s, left at random initialisation: %s",
+                    len(missing), weight_file, ", ".join(missing[:4]))
+    if any(k.startswith("qa_outputs.") for k in absent):
+        log.info("tformer: %s has no span head; a new one is initialised (fine-tune it before use)", folder)
+    complete = {name: checkpoint.get(name, tensor) for name, tensor in expected.items()}
+    model.load_state_dict(weights_from_hf(complete), strict=True)
+    return model.eval()
+
+
+def load_adapter(folder: Path) -> BertForQuestionAnswering:
+    """The base checkpoint named in ``adapter.json`` with the adapter's parameters put over it (in float32)."""
+    meta_path = folder / ADAPTER_FILE
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        base, weights = meta["base"], folder / meta.get("weights", ADAPTER_WEIGHTS)
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ModelFolderError(f"{meta_path}: not a valid adapter description ({err})") from None
+    if not weights.is_file():
+        raise ModelFolderError(f"{meta_path}: weight file {weights.name} is missing")
+    model = BertForQuestionAnswering.from_pretrained(base)
+    state = model.state_dict()
+    update = load_file(str(weights))
+    unknown = sorted(set(update) - set(state))
+    if unknown:
+        raise ModelFolderError(f"{weights}: {len(unknown)} name(s) the model does not have: {unknown[:4]}")
+    for name, tensor in update.items():
+        if tensor.shape != state[name].shape:
+            raise ModelFolderError(f"{weights}: {name} has shape {tuple(tensor.shape)}, the base model {base!r} "
+                                   f"has {tuple(state[name].shape)}")
+        state[name] = tensor.to(state[name].dtype)
+    model.load_state_dict(state)
+    return model.eval()
