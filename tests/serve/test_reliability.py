@@ -183,3 +183,10 @@ def test_the_key_is_compared_in_constant_time(monkeypatch, models):
     with TestClient(create_app(models, LIMITS, api_key=KEY)) as c:
         assert c.get("/health", headers={"Authorization": "Bearer nope"}).status_code == 401
     assert compared == [(b"nope", KEY.encode())]
+
+
+def test_a_byte_order_mark_at_the_start_of_a_text_is_dropped(client, translator):
+    r = client.post("/translate", json={"text": "\ufeffEin Hund läuft.", "beam": 1})
+    assert r.status_code == 200, r.text
+    assert r.json()["translation"] == translator.translate(["Ein Hund läuft."], 1)[0]
+    assert client.post("/translate", json={"text": "\ufeff"}).status_code == 422  # nothing left: blank

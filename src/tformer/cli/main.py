@@ -48,7 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.run(args)
+        status = args.run(args)
+        sys.stdout.flush()  # a closed pipe shows up here, not at exit where it could only be ignored noisily
+        return status
+    except BrokenPipeError:  # the reader went away (`tformer translate ... | head -1`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 0
     except KeyboardInterrupt:
         print("tformer: interrupted", file=sys.stderr)
         return 130

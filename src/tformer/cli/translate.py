@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.trace or args.json) and args.nbest > 1:
         raise ValueError("--trace follows one translation per sentence; use it without --nbest")
-    texts = args.text or read_input_lines(args.input)
+    texts = [text.removeprefix("\ufeff") for text in args.text] or read_input_lines(args.input)
     translator = Translator.from_pretrained(args.model)
     if args.trace or args.json:
         return run_trace(args, translator, texts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import os
 import random
@@ -40,11 +41,12 @@ def read_lines(path: str | Path) -> list[str]:
 
 
 def decode_lines(raw: bytes, source: str) -> list[str]:
-    """Split bytes into lines (a final newline adds no empty line; CRLF accepted).
+    """Split bytes into lines (a final newline adds no empty line; CRLF accepted; a UTF-8 byte-order mark at the
+    start, as some Windows editors write, is dropped rather than becoming part of the first line).
 
     Invalid UTF-8 raises ``DataError`` naming ``source`` and the line number.
     """
-    parts = raw.split(b"\n")
+    parts = raw.removeprefix(codecs.BOM_UTF8).split(b"\n")
     if parts and parts[-1] == b"":
         parts.pop()
     lines = []

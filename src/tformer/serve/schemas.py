@@ -45,6 +45,11 @@ class Request(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+def without_bom(text: str) -> str:
+    """A byte-order mark at the start (sent by some Windows tools) is not part of the text."""
+    return text.removeprefix("\ufeff")
+
+
 def not_blank(text: str) -> str:
     if not text.strip():
         raise ValueError("is blank: give some text to work on")
@@ -53,7 +58,8 @@ def not_blank(text: str) -> str:
 
 def request_models(limits: ServeLimits) -> SimpleNamespace:
     """The request models for these limits: Translate, Classify, Embed and Attention."""
-    text_field = Annotated[str, StringConstraints(min_length=1, max_length=limits.max_chars), AfterValidator(not_blank)]
+    text_field = Annotated[str, StringConstraints(min_length=1, max_length=limits.max_chars),
+                         AfterValidator(without_bom), AfterValidator(not_blank)]
     texts_field = Annotated[list[text_field], Field(min_length=1, max_length=limits.max_batch_size)]
 
     class TranslateRequest(Request):
