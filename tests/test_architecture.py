@@ -43,7 +43,11 @@ LAYERS["cli"] = set(LAYERS)
 
 # Arrows known to run the wrong way while their owners move them (each is checked to still exist, so a fixed one
 # must be struck off here). Keep this empty: add to it only with a note of who removes the arrow.
-PENDING: set[tuple[str, str]] = set()
+PENDING: set[tuple[str, str]] = {
+    # decoding/trace.py re-exports inspect/trace.py until cli/translate.py imports the new home (issue 15 item 6);
+    # then the alias file and this entry go.
+    ("tformer.decoding.trace", "tformer.inspect.trace"),
+}
 
 
 @dataclass(frozen=True)
