@@ -4,6 +4,7 @@ import torch.nn.functional as F
 
 from tformer import Seq2SeqTransformer, TransformerConfig
 from tformer.errors import ConfigError, ModelFolderError
+
 from tests.conftest import tiny_config
 
 
@@ -165,3 +166,17 @@ def test_output_projection_inference_path_equals_the_training_path_and_follows_w
         proj.weight.mul_(2.0)  # an in-place update (as an optimizer step does) must not leave a stale copy
     with torch.inference_mode():
         torch.testing.assert_close(proj(hidden), F.linear(hidden, proj.weight, proj.bias), atol=1e-5, rtol=1e-5)
+
+
+def test_output_projection_is_a_linear_layer_tied_to_the_target_embedding_and_follows_the_fast_path_switch():
+    from tformer.nn import fast_paths
+    from tformer.nn.linear import Linear
+
+    torch.manual_seed(0)
+    config = TransformerConfig(src_vocab_size=40, tgt_vocab_size=50, d_model=24, num_heads=3, d_ff=40,
+                               num_encoder_layers=1, num_decoder_layers=1, tie_output=True, share_embeddings=False)
+    model = Seq2SeqTransformer(config).eval()
+    assert isinstance(model.output, Linear) and model.output.weight is model.tgt_embed.weight
+    hidden = torch.randn(3, 24)
+    with fast_paths(False), torch.inference_mode():
+        assert torch.equal(model.output(hidden), F.linear(hidden, model.tgt_embed.weight, model.output.bias))

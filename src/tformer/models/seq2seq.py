@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
@@ -21,23 +20,20 @@ from tformer.nn import (
     TokenEmbedding,
     padding_mask,
 )
-from tformer.nn.linear import PackedWeight, fast_linear
+from tformer.nn.linear import Linear
 from tformer.nn.outputs import DecoderOutput, EncoderOutput
 from tformer.nn.quantized import Int8Linear, quantize_linear_layers
 
 
-class OutputProjection(nn.Module):
-    """Final linear layer to vocabulary logits, and log-softmax over them. Its weight may be tied."""
+class OutputProjection(Linear):
+    """Final linear layer to vocabulary logits, and log-softmax over them: a ``tformer.nn.linear.Linear`` (same
+    product forms, same switch) whose weight may be tied to the target embedding's. hidden (..., d_model) -> logits
+    (..., vocab)."""
 
     def __init__(self, d_model: int, vocab_size: int, weight: nn.Parameter | None = None) -> None:
-        super().__init__()
+        super().__init__(d_model, vocab_size, device="meta")  # shapes only, no random draws: the parameters follow
         self.weight = weight if weight is not None else nn.Parameter(torch.randn(vocab_size, d_model) * d_model**-0.5)
         self.bias = nn.Parameter(torch.zeros(vocab_size))
-        self.packed = PackedWeight()  # inference copy; see tformer.nn.linear
-
-    def forward(self, hidden: Tensor) -> Tensor:
-        """hidden (..., d_model) -> logits (..., vocab)."""
-        return fast_linear(hidden, self.weight, self.bias, self.packed)
 
     def log_probs(self, hidden: Tensor) -> Tensor:
         return torch.log_softmax(self.forward(hidden).float(), dim=-1)

@@ -3,6 +3,7 @@
 from tformer.nn.attention import MultiHeadAttention, scaled_dot_product_attention
 from tformer.nn.cache import AttentionCache, KVCache
 from tformer.nn.embedding import TokenEmbedding
+from tformer.nn.fast import fast_paths, fast_paths_enabled
 from tformer.nn.feedforward import FeedForward
 from tformer.nn.layers import AddNorm, DecoderLayer, EncoderLayer
 from tformer.nn.masks import causal_mask, padding_mask
@@ -22,6 +23,8 @@ __all__ = [
     "PositionalEncoding",
     "TokenEmbedding",
     "causal_mask",
+    "fast_paths",
+    "fast_paths_enabled",
     "padding_mask",
     "scaled_dot_product_attention",
     "sinusoidal_positional_encoding",

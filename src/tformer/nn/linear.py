@@ -10,30 +10,16 @@ on x86). For inference on CPU two other forms give the same values faster:
   compiler uses on CPU) with the weight reordered once into oneDNN's blocked layout (:class:`PackedWeight`). It can
   also apply the activation that follows (ReLU or GELU) in the same pass over the output.
 
-Measured on this project's benchmark machine with ``python -m benchmarks.probes forms`` (2 threads; several
-copies of each weight used in turn, so that none stays in cache, as in a decoding step), microseconds per product,
-plain ``F.linear`` / chosen form (the shared machine moves such numbers by tens of percent between runs):
-
-====================  ==========  ==========  ==========  ==========
-(in -> out)           1 row       4 rows      32 rows     128 rows
-====================  ==========  ==========  ==========  ==========
-256 -> 8000 (vocab)   214 / 84    543 / 115   1303 / 659  3886 / 2849
-256 -> 1024           117 / 35    213 / 49    215 / 132   498 / 354
-256 -> 768 (Q, K, V)  90 / 29     131 / 50    164 / 99    358 / 274
-1024 -> 256           72 / 34     120 / 53    170 / 120   419 / 373
-256 -> 256            36 / 18     52 / 38     80 / 51     147 / 132
-====================  ==========  ==========  ==========  ==========
-
-At 4096 rows (BERT, batch 32 × 128 tokens) 384 -> 1536 followed by its GELU took 30.6 ms plain, 25.5 ms packed
-and 23.6 ms packed with the GELU fused. At one row the vocabulary projection is as fast packed as by blocks, so it
-is packed; the blocked form is kept for layers less than ``WIDE_OUTPUT`` times wider out than in, where it beat
-the packed product (e.g. 1024 -> 256: 36 vs 46 µs on 2 threads, 69 vs 86 µs on 1).
+The forms were chosen by measurement (per product, per row count, with ``python -m benchmarks.probes forms``); the
+table and the reasons for the ``WIDE_OUTPUT`` rule are in ``docs/benchmarks.md``, section "Product forms".
 
 Every form computes the same values up to float rounding order (oneDNN sums in another order: differences of a
 few 1e-6 relative). :class:`PackedWeight` reorders again whenever the weight changes (its storage or version
 counter), so an optimiser step or ``load_state_dict`` never leaves it stale. With gradients on (training), for
 weights made under ``torch.inference_mode`` (no version counter), for other dtypes or devices, or in a PyTorch
-built without oneDNN, the plain product runs (one-row products keep the blocked form).
+built without oneDNN, the plain product runs (one-row products keep the blocked form). With the fast paths turned
+off (``TFORMER_FAST=0`` or ``tformer.nn.fast_paths(False)``, see ``tformer.nn.fast``) every product is the plain
+``F.linear``, the reference the tests compare the other forms with.
 """
 
 from __future__ import annotations
@@ -44,6 +30,8 @@ import weakref
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from tformer.nn.fast import fast_paths_enabled
 
 WIDE_OUTPUT = 8  # one row: layers at least this many times wider out than in (vocabulary) are packed too
 FUSED_ACTIVATIONS = {"relu": ("relu", ""), "gelu": ("gelu", "none"), "gelu_tanh": ("gelu", "tanh")}  # oneDNN names
@@ -89,8 +77,11 @@ def packable(weight: Tensor) -> bool:
 
 def product_form(x: Tensor, in_features: int, out_features: int) -> str:
     """Which form computes ``x`` (..., in_features) times the weight fastest: "plain" (``F.linear``),
-    "weight_first" ((W · xᵀ)ᵀ by row blocks of W, one row) or "packed" (oneDNN, weight reordered once)."""
+    "weight_first" ((W · xᵀ)ᵀ by row blocks of W, one row) or "packed" (oneDNN, weight reordered once). Always
+    "plain" with gradients on (training) or with the fast paths turned off."""
     if x.device.type != "cpu" or x.dtype != torch.float32 or torch.is_grad_enabled() or x.numel() == 0:
+        return "plain"
+    if not fast_paths_enabled():
         return "plain"
     if x.numel() == in_features and out_features < WIDE_OUTPUT * in_features:
         return "weight_first"
@@ -147,8 +138,10 @@ def activate(x: Tensor, activation: str) -> Tensor:
 class Linear(nn.Linear):
     """``torch.nn.Linear`` (same parameters, same state dict) with the faster CPU inference of ``fast_linear``."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
-        super().__init__(in_features, out_features, bias)
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, device: torch.device | str | None = None
+    ) -> None:
+        super().__init__(in_features, out_features, bias, device=device)
         self.packed = PackedWeight()
         self._row_blocks: dict[tuple[int, int], PackedWeight] = {}  # packed copies of row blocks, see ``rows``
 

@@ -11,10 +11,11 @@ A change to either side, or to the modules it repeats, goes to the other too.
 
 It is built with PyTorch's extension builder the first time it is needed (a C++ compiler is required; about 30 s,
 once; the build is kept in PyTorch's extensions folder, ``TORCH_EXTENSIONS_DIR``). ``make install`` builds it ahead.
-Without a compiler, or with ``TFORMER_NATIVE=0``, decoding runs in Python with the same results. The stack
-(``tformer.nn.stacks.Decoder``) owns the dispatch: it takes this step when :func:`applies` finds no reason not to.
-This module imports nothing from the stack; what it needs (the layers, the cache) comes as arguments, and what it
-keeps for a decoding run lives here, keyed by that run's cache, not on the cache.
+Without a compiler, or with ``TFORMER_NATIVE=0``, decoding runs in Python with the same results; with every fast
+path turned off (``TFORMER_FAST=0`` or ``tformer.nn.fast_paths(False)``) it runs in Python with plain products. The
+stack (``tformer.nn.stacks.Decoder``) owns the dispatch: it takes this step when :func:`applies` finds no reason
+not to. This module imports nothing from the stack; what it needs (the layers, the cache) comes as arguments, and
+what it keeps for a decoding run lives here, keyed by that run's cache, not on the cache.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from torch import Tensor, nn
 
 from tformer.nn.attention import fused_kernel_zeroes_masked_rows
 from tformer.nn.cache import KVCache
+from tformer.nn.fast import fast_paths_enabled
 from tformer.nn.layers import AddNorm, DecoderLayer
 from tformer.nn.linear import WIDE_OUTPUT, Linear
 
@@ -89,6 +91,8 @@ def applies(
     Args: the stack's ``layers``, and its call's ``x`` (batch, new positions, d_model), ``cache``, ``memory_mask``
     and ``need_weights``.
     """
+    if not fast_paths_enabled():
+        return "fast paths disabled"
     if cache is None:
         return "no cache"
     if need_weights:
