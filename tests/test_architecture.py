@@ -18,13 +18,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tformer"
 # Each unit (a subpackage, or a module directly under tformer/) and the units it may import. A new unit must be
 # placed here; an arrow not listed is an error. Read bottom-up: the base, the paper's parts, models, the
 # applications built on models, then the front doors.
-BASE = {"errors", "pretrained"}
+BASE = {"errors", "files", "pretrained"}
 LAYERS: dict[str, set[str]] = {
     "errors": set(),
+    "files": {"errors"},
     "pretrained": {"errors"},
     "nn": set(),  # the paper's parts import nothing else of tformer
-    "text": {"errors", "pretrained"},
-    "data": {"errors", "text"},
+    "text": set(BASE),
+    "data": BASE | {"text"},
     "evaluation": BASE | {"data", "text"},
     "models": BASE | {"nn", "text", "data"},
     "decoding": BASE | {"models", "nn", "text", "data"},
@@ -32,8 +33,8 @@ LAYERS: dict[str, set[str]] = {
     "interop": BASE | {"decoding", "models", "nn", "text", "data"},
     "viz": BASE | {"inspect", "decoding", "models", "nn", "text", "data"},
     "training": BASE | {"decoding", "evaluation", "models", "nn", "text", "data"},
-    "retrieval": BASE | {"evaluation", "models", "nn", "text", "data"},
-    "summarize": BASE | {"decoding", "evaluation", "models", "nn", "text", "data"},
+    "retrieval": BASE | {"evaluation", "interop", "models", "nn", "text", "data"},
+    "summarize": BASE | {"decoding", "evaluation", "interop", "models", "nn", "text", "data"},
 }
 # The front doors may import every unit below them: the package's public names (``tformer/__init__.py``, which
 # also imports the interop formats so that they register), then the server and the demo, then the command line.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import re
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +20,10 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from tformer.errors import ConfigError, ModelFolderError
+from tformer.files import read_json
+from tformer.models import bert_qa
 from tformer.models.bert import FAMILY, BertConfig, BertForSequenceClassification, BertModel
+from tformer.models.bert_qa import BertForQuestionAnswering
 from tformer.models.formats import CheckpointFormat, register_checkpoint_format
 from tformer.pretrained import resolve_pretrained
 
@@ -197,26 +201,44 @@ def read_checkpoint(folder: Path) -> tuple[dict[str, Any], dict[str, Tensor], Pa
     if missing:
         found = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
         raise ModelFolderError(f"{folder}: missing {'; '.join(missing)} (found: {found})")
-    try:
-        hf_config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ModelFolderError(f"{folder / CONFIG_FILE}: not valid JSON ({err})") from None
-    return hf_config, read_weights(weight_file), weight_file
+    return read_json(folder / CONFIG_FILE), read_weights(weight_file), weight_file
 
 
 def read_weights(path: Path) -> dict[str, Tensor]:
     """A safetensors file, a PyTorch ``.bin`` (loaded with ``weights_only=True``), or a sharded index of either."""
     if path.name.endswith(".index.json"):
-        shards = sorted(set(json.loads(path.read_text(encoding="utf-8"))["weight_map"].values()))
-        return {k: v for shard in shards for k, v in read_weights(path.parent / shard).items()}
+        return {k: v for shard in shard_files(path) for k, v in read_weights(shard).items()}
     if not path.is_file():
         raise ModelFolderError(f"{path}: weight file is missing")
     try:
         if path.suffix == ".safetensors":
             return load_file(str(path))
         return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # weights_only refused an object that is not a tensor: it could run code
+        raise ModelFolderError(
+            f"{path}: refused: tformer does not load pickled weights that hold anything but tensors (unpickling "
+            "can run code). If you trust the file, convert it to safetensors once: python -c \"import torch; "
+            "from safetensors.torch import save_file; save_file(torch.load('pytorch_model.bin', "
+            "weights_only=False), 'model.safetensors')\" in its folder, then remove pytorch_model.bin"
+        ) from None
     except Exception as err:  # safetensors and torch raise assorted types for truncated or malformed files
-        raise ModelFolderError(f"{path}: cannot read weights ({type(err).__name__}: {err})") from None
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise ModelFolderError(f"{path}: cannot read weights ({type(err).__name__}: {reason})") from None
+
+
+def shard_files(index: Path) -> list[Path]:
+    """The weight files a sharded checkpoint's index (``*.index.json``) names in its ``weight_map``."""
+    weight_map = read_json(index).get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise ModelFolderError(f"{index}: no weight_map (the table naming the shard file of each weight)")
+    shards = []
+    for name in sorted(set(weight_map.values())):
+        shard = index.parent / str(name)
+        if not isinstance(name, str) or name.endswith(".index.json") or shard.parent != index.parent:
+            raise ModelFolderError(f"{index}: weight_map names {name!r}; expected weight files (.safetensors or "
+                                   ".bin) beside the index")
+        shards.append(shard)
+    return shards
 
 
 def _names(names: list[str], limit: int = 4) -> str:
@@ -283,4 +305,56 @@ def save_pretrained(model: nn.Module, folder: str | Path) -> None:
     save_file(tensors, str(folder / WEIGHT_FILES[0]), metadata={"format": "pt"})
 
 
+# ----------------------------------------------------------------------------------- question answering
+
+
+def load_question_answering(
+    cls: type[BertForQuestionAnswering], folder: Path, strict: bool = True
+) -> BertForQuestionAnswering:
+    """A Hugging Face BERT checkpoint folder as a ``BertForQuestionAnswering`` in eval mode.
+
+    The span head and the pooler may be absent (a bare encoder gets a fresh head); any other missing weight
+    raises, or with ``strict=False`` keeps its random initialisation; either is said in one line.
+    """
+    hf_config, checkpoint, weight_file = read_checkpoint(folder)
+    model = cls(config_from_hf(hf_config, str(folder / CONFIG_FILE)))
+    expected = weights_to_hf(model.state_dict())
+    checkpoint = normalise_checkpoint_names(checkpoint, with_prefix=True)
+    checkpoint = {("qa_outputs." + k[len("bert.qa_outputs."):] if k.startswith("bert.qa_outputs.") else k): v
+                  for k, v in checkpoint.items()}
+    for name in sorted(set(expected) & set(checkpoint)):
+        if checkpoint[name].shape != expected[name].shape:
+            raise ModelFolderError(f"{weight_file}: {name} has shape {tuple(checkpoint[name].shape)}, the model "
+                                   f"expects {tuple(expected[name].shape)}")
+    absent = sorted(k for k in expected if k not in checkpoint)
+    missing = [k for k in absent if not k.startswith(bert_qa.OPTIONAL_PREFIXES)]
+    if missing and strict:
+        raise ModelFolderError(f"{weight_file}: {len(missing)} weight(s) missing: {', '.join(missing[:4])}")
+    if missing:
+        log.warning("tformer: %d weight(s) missing from %s, left at random initialisation: %s",
+                    len(missing), weight_file, ", ".join(missing[:4]))
+    if any(k.startswith("qa_outputs.") for k in absent):
+        log.info("tformer: %s has no span head; a new one is initialised (fine-tune it before use)", folder)
+    complete = {name: checkpoint.get(name, tensor) for name, tensor in expected.items()}
+    model.load_state_dict(weights_from_hf(complete), strict=True)
+    return model.eval()
+
+
+def save_question_answering(model: nn.Module, folder: str | Path) -> None:
+    """Write a folder that ``transformers.AutoModelForQuestionAnswering`` loads: without the pooler, which the span
+    head does not use and Hugging Face's QA model does not have."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    hf_config = config_to_hf(model.config, type(model).__name__)
+    (folder / CONFIG_FILE).write_text(json.dumps(hf_config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("bert.pooler.")}
+    # clone: the query, key and value chunks of ``in_proj`` share memory, which safetensors refuses
+    tensors = {k: v.detach().cpu().clone().contiguous() for k, v in weights_to_hf(state).items()}
+    save_file(tensors, str(folder / WEIGHT_FILES[0]), metadata={"format": "pt"})
+
+
 register_checkpoint_format(FAMILY, CheckpointFormat("Hugging Face BERT folder", load_pretrained, save_pretrained))
+register_checkpoint_format(
+    bert_qa.FAMILY,
+    CheckpointFormat("Hugging Face BERT question-answering folder", load_question_answering, save_question_answering),
+)

@@ -19,9 +19,14 @@ from torch import Tensor, nn
 
 from tformer.errors import ModelFolderError
 from tformer.models.bert import BertConfig, BertModel, init_bert_weights
+from tformer.models.formats import load_checkpoint, save_checkpoint
+from tformer.pretrained import resolve_pretrained
 
 log = logging.getLogger("tformer")
 
+# The name of this model's checkpoint formats (models/formats.py): Hugging Face's folders are read and written by
+# tformer.interop.hf_bert, which registers itself when tformer is imported.
+FAMILY = "bert_qa"
 ADAPTER_FILE = "adapter.json"  # {"base": ..., "dtype": ..., "weights": ...}: parameters on top of a base checkpoint
 ADAPTER_WEIGHTS = "adapter.safetensors"
 # Weights a question-answering model does not need from its checkpoint: Hugging Face's QA model has no pooler,
@@ -82,26 +87,15 @@ class BertForQuestionAnswering(nn.Module):
     def from_pretrained(cls, name_or_path: str | Path, strict: bool = True) -> BertForQuestionAnswering:
         """A saved QA model, an adapter folder (``adapter.json``), or an encoder checkpoint that gets a new span
         head (said in one line)."""
-        from tformer.interop.pretrained import resolve_pretrained
-
         folder = resolve_pretrained(name_or_path)
         if (folder / ADAPTER_FILE).is_file():
             return load_adapter(folder)
-        return load_checkpoint(folder, strict=strict)
+        return load_checkpoint(FAMILY, cls, folder, strict=strict)
 
     def save_pretrained(self, folder: str | Path) -> None:
         """Write ``config.json`` and ``model.safetensors`` that ``transformers.AutoModelForQuestionAnswering`` loads
         (without the pooler, which the span head does not use and Hugging Face's QA model does not have)."""
-        from tformer.interop.hf_bert import CONFIG_FILE, WEIGHT_FILES, config_to_hf, weights_to_hf
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        hf_config = config_to_hf(self.config, type(self).__name__)
-        (folder / CONFIG_FILE).write_text(json.dumps(hf_config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        state = {k: v for k, v in self.state_dict().items() if not k.startswith("bert.pooler.")}
-        # clone: the query, key and value chunks of ``in_proj`` share memory, which safetensors refuses
-        tensors = {k: v.detach().cpu().clone().contiguous() for k, v in weights_to_hf(state).items()}
-        save_file(tensors, str(folder / WEIGHT_FILES[0]), metadata={"format": "pt"})
+        save_checkpoint(FAMILY, self, folder)
 
     def save_adapter(self, folder: str | Path, base: str, names: list[str], dtype: torch.dtype = torch.float16) -> None:
         """Write only the parameters ``names`` (tformer names) in ``dtype``, to be loaded on top of ``base`` (a
@@ -117,45 +111,6 @@ class BertForQuestionAnswering(nn.Module):
         meta = {"base": base, "dtype": str(dtype).removeprefix("torch."), "weights": ADAPTER_WEIGHTS,
                 "architecture": type(self).__name__, "config": self.config.to_dict()}
         (folder / ADAPTER_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-
-
-def load_checkpoint(folder: Path, strict: bool = True) -> BertForQuestionAnswering:
-    """A Hugging Face BERT checkpoint folder as a ``BertForQuestionAnswering`` in eval mode.
-
-    The span head and the pooler may be absent (a bare encoder gets a fresh head); any other missing weight
-    raises, or with ``strict=False`` keeps its random initialisation; either is said in one line.
-    """
-    from tformer.interop.hf_bert import (
-        CONFIG_FILE,
-        config_from_hf,
-        normalise_checkpoint_names,
-        read_checkpoint,
-        weights_from_hf,
-        weights_to_hf,
-    )
-
-    hf_config, checkpoint, weight_file = read_checkpoint(folder)
-    model = BertForQuestionAnswering(config_from_hf(hf_config, str(folder / CONFIG_FILE)))
-    expected = weights_to_hf(model.state_dict())
-    checkpoint = normalise_checkpoint_names(checkpoint, with_prefix=True)
-    checkpoint = {("qa_outputs." + k[len("bert.qa_outputs."):] if k.startswith("bert.qa_outputs.") else k): v
-                  for k, v in checkpoint.items()}
-    for name in sorted(set(expected) & set(checkpoint)):
-        if checkpoint[name].shape != expected[name].shape:
-            raise ModelFolderError(f"{weight_file}: {name} has shape {tuple(checkpoint[name].shape)}, the model "
-                                   f"expects {tuple(expected[name].shape)}")
-    absent = sorted(k for k in expected if k not in checkpoint)
-    missing = [k for k in absent if not k.startswith(OPTIONAL_PREFIXES)]
-    if missing and strict:
-        raise ModelFolderError(f"{weight_file}: {len(missing)} weight(s) missing: {', '.join(missing[:4])}")
-    if missing:
-        log.warning("tformer: %d weight(s) missing from %s, left at random initialisation: %s",
-                    len(missing), weight_file, ", ".join(missing[:4]))
-    if any(k.startswith("qa_outputs.") for k in absent):
-        log.info("tformer: %s has no span head; a new one is initialised (fine-tune it before use)", folder)
-    complete = {name: checkpoint.get(name, tensor) for name, tensor in expected.items()}
-    model.load_state_dict(weights_from_hf(complete), strict=True)
-    return model.eval()
 
 
 def load_adapter(folder: Path) -> BertForQuestionAnswering:

@@ -78,7 +78,7 @@ class QuestionAnswerer:
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, **options) -> QuestionAnswerer:
         """A folder written by ``tformer finetune-qa``, an adapter folder, or any Hugging Face BERT QA model."""
-        from tformer.interop.pretrained import resolve_pretrained
+        from tformer.pretrained import resolve_pretrained
 
         folder = resolve_pretrained(name_or_path)
         model = BertForQuestionAnswering.from_pretrained(folder)
