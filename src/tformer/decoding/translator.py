@@ -13,6 +13,7 @@ import torch
 from tformer.decoding.batching import search_sources
 from tformer.decoding.search import Hypothesis
 from tformer.errors import ModelFolderError
+from tformer.files import read_json
 from tformer.models.seq2seq import Seq2SeqTransformer
 from tformer.text.bpe import BPETokenizer
 
@@ -48,9 +49,12 @@ class Translator:
             found = sorted(p.name for p in folder.iterdir())
             raise ModelFolderError(f"{folder}: missing {', '.join(missing)} (found: {', '.join(found) or 'nothing'})")
         generation = folder / GENERATION_FILE
-        settings = json.loads(generation.read_text(encoding="utf-8")) if generation.is_file() else {}
+        settings = read_json(generation) if generation.is_file() else {}
+        length_penalty = settings.get("length_penalty", 1.0)
+        if isinstance(length_penalty, bool) or not isinstance(length_penalty, int | float):
+            raise ModelFolderError(f"{generation}: length_penalty must be a number, got {length_penalty!r}")
         return cls(Seq2SeqTransformer.from_pretrained(folder), BPETokenizer.from_pretrained(folder),
-                   length_penalty=float(settings.get("length_penalty", 1.0)))
+                   length_penalty=float(length_penalty))
 
     def save_pretrained(self, folder: str | Path, dtype: torch.dtype | None = None) -> None:
         self.model.save_pretrained(folder, dtype=dtype)

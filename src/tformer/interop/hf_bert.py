@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import re
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from tformer.errors import ConfigError, ModelFolderError
+from tformer.files import read_json
 from tformer.models import bert_qa
 from tformer.models.bert import FAMILY, BertConfig, BertForSequenceClassification, BertModel
 from tformer.models.bert_qa import BertForQuestionAnswering
@@ -199,26 +201,44 @@ def read_checkpoint(folder: Path) -> tuple[dict[str, Any], dict[str, Tensor], Pa
     if missing:
         found = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
         raise ModelFolderError(f"{folder}: missing {'; '.join(missing)} (found: {found})")
-    try:
-        hf_config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ModelFolderError(f"{folder / CONFIG_FILE}: not valid JSON ({err})") from None
-    return hf_config, read_weights(weight_file), weight_file
+    return read_json(folder / CONFIG_FILE), read_weights(weight_file), weight_file
 
 
 def read_weights(path: Path) -> dict[str, Tensor]:
     """A safetensors file, a PyTorch ``.bin`` (loaded with ``weights_only=True``), or a sharded index of either."""
     if path.name.endswith(".index.json"):
-        shards = sorted(set(json.loads(path.read_text(encoding="utf-8"))["weight_map"].values()))
-        return {k: v for shard in shards for k, v in read_weights(path.parent / shard).items()}
+        return {k: v for shard in shard_files(path) for k, v in read_weights(shard).items()}
     if not path.is_file():
         raise ModelFolderError(f"{path}: weight file is missing")
     try:
         if path.suffix == ".safetensors":
             return load_file(str(path))
         return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # weights_only refused an object that is not a tensor: it could run code
+        raise ModelFolderError(
+            f"{path}: refused: tformer does not load pickled weights that hold anything but tensors (unpickling "
+            "can run code). If you trust the file, convert it to safetensors once: python -c \"import torch; "
+            "from safetensors.torch import save_file; save_file(torch.load('pytorch_model.bin', "
+            "weights_only=False), 'model.safetensors')\" in its folder, then remove pytorch_model.bin"
+        ) from None
     except Exception as err:  # safetensors and torch raise assorted types for truncated or malformed files
-        raise ModelFolderError(f"{path}: cannot read weights ({type(err).__name__}: {err})") from None
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise ModelFolderError(f"{path}: cannot read weights ({type(err).__name__}: {reason})") from None
+
+
+def shard_files(index: Path) -> list[Path]:
+    """The weight files a sharded checkpoint's index (``*.index.json``) names in its ``weight_map``."""
+    weight_map = read_json(index).get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise ModelFolderError(f"{index}: no weight_map (the table naming the shard file of each weight)")
+    shards = []
+    for name in sorted(set(weight_map.values())):
+        shard = index.parent / str(name)
+        if not isinstance(name, str) or name.endswith(".index.json") or shard.parent != index.parent:
+            raise ModelFolderError(f"{index}: weight_map names {name!r}; expected weight files (.safetensors or "
+                                   ".bin) beside the index")
+        shards.append(shard)
+    return shards
 
 
 def _names(names: list[str], limit: int = 4) -> str:

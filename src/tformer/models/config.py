@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tformer.errors import ConfigError
+from tformer.files import read_json
 
 T = TypeVar("T", bound="JsonConfig")
 
@@ -37,12 +38,15 @@ class JsonConfig:
     def from_json(cls: type[T], source: str | Path) -> T:
         """Parse a JSON string, or read a JSON file when ``source`` is a path."""
         text = str(source)
-        if not text.lstrip().startswith("{"):
-            path = Path(source)
-            if not path.is_file():
-                raise ConfigError(f"config file not found: {path}")
-            text = path.read_text(encoding="utf-8")
-        return cls.from_dict(json.loads(text))
+        if text.lstrip().startswith("{"):
+            return cls.from_dict(json.loads(text))
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            return cls.from_dict(read_json(path))
+        except (TypeError, ValueError) as err:  # a field of the wrong kind or out of range
+            raise ConfigError(f"{path}: {err}") from None
 
 
 def require_positive(obj: object, *names: str) -> None:

@@ -53,7 +53,10 @@ class BPETokenizer:
         path = Path(folder) / TOKENIZER_FILE
         if not path.is_file():
             raise ModelFolderError(f"tokenizer file missing: {path}")
-        return cls(HFTokenizer.from_file(str(path)))
+        try:
+            return cls(HFTokenizer.from_file(str(path)))
+        except Exception as err:  # tokenizers raises a bare Exception for a truncated or malformed file
+            raise ModelFolderError(f"{path}: not a valid tokenizer file ({err})") from None
 
     def save_pretrained(self, folder: str | Path) -> None:
         Path(folder).mkdir(parents=True, exist_ok=True)

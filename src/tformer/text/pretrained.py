@@ -20,6 +20,7 @@ from tokenizers.models import WordPiece
 from torch import Tensor
 
 from tformer.errors import ModelFolderError
+from tformer.files import read_json
 from tformer.pretrained import resolve_pretrained
 
 log = logging.getLogger("tformer")
@@ -76,7 +77,10 @@ class Tokenizer:
         for key, value in _read_json(folder / SPECIAL_TOKENS_FILE).items():
             config.setdefault(key, value)
         if (folder / TOKENIZER_FILE).is_file():
-            return cls(HFTokenizer.from_file(str(folder / TOKENIZER_FILE)), config)
+            try:
+                return cls(HFTokenizer.from_file(str(folder / TOKENIZER_FILE)), config)
+            except Exception as err:  # tokenizers raises a bare Exception for a truncated or malformed file
+                raise ModelFolderError(f"{folder / TOKENIZER_FILE}: not a valid tokenizer file ({err})") from None
         if (folder / VOCAB_FILE).is_file():
             return cls(wordpiece_from_vocab(folder / VOCAB_FILE, config), config)
         found = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
@@ -223,9 +227,4 @@ def _token_text(value: Any) -> str:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ModelFolderError(f"{path}: not valid JSON ({err})") from None
+    return read_json(path) if path.is_file() else {}
