@@ -9,10 +9,8 @@ float16 adapter (``OUT/adapter``) next to the full Hugging Face folder (``OUT/be
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +27,12 @@ from tformer.models.config import JsonConfig, require_positive
 from tformer.models.qa_pipeline import QuestionAnswerer, collate
 from tformer.text.pretrained import Tokenizer
 from tformer.training.checkpoint import commit_folder, staging_dir, write_json_atomic
+from tformer.training.metrics import METRICS, MetricsLog, log
+from tformer.training.optim import param_groups
 from tformer.training.schedule import linear_warmup_decay_factor
 
 DEFAULT_OUT = "runs/squad-minilm"
 BEST, ADAPTER = "best", "adapter"
-METRICS = "metrics.jsonl"
 RESULTS = "eval_results.json"
 RECIPE = "finetune_qa_config.json"
 FROZEN = ("bert.embeddings.tokens.weight",)  # the word embeddings: the largest matrix, and the one left frozen
@@ -98,10 +97,6 @@ class QAFinetuneResult:
     history: list[dict] = field(default_factory=list)
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def training_windows(examples: list[SquadExample], tokenizer: Tokenizer, c: QAFinetuneConfig) -> list[Window]:
     """Every window of every training question, labelled with the first reference answer's tokens."""
     out = []
@@ -140,17 +135,11 @@ class QAFinetuner:
             self.total_steps = min(self.total_steps, c.max_steps)
         self.planned_steps = self.total_steps
         self.warmup_steps = round(c.warmup_ratio * self.total_steps)
-        self.optimizer = torch.optim.AdamW(self._param_groups(), lr=c.lr)
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, c.weight_decay), lr=c.lr)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: linear_warmup_decay_factor(step, self.warmup_steps, self.total_steps)
         )
         self.step = 0
-
-    def _param_groups(self) -> list[dict]:
-        """Weight decay on matrices only: biases and LayerNorm gains (1-D parameters) are not decayed."""
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        return [{"params": [p for p in params if p.dim() > 1], "weight_decay": self.config.weight_decay},
-                {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0}]
 
     def _fit_to_budget(self, elapsed: float) -> None:
         """Shorten (never lengthen past the plan) the schedule so it ends within ``max_minutes``."""
@@ -165,7 +154,8 @@ class QAFinetuner:
     def train(self) -> QAFinetuneResult:
         c = self.config
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / METRICS).unlink(missing_ok=True)
+        metrics_log = MetricsLog(self.out / METRICS)
+        metrics_log.clear()
         c.to_json(self.out / RECIPE)
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         log(f"fine-tuning {c.model} for question answering on {len(self.train_examples)} questions "
@@ -202,8 +192,7 @@ class QAFinetuner:
                "train_loss": running, "train_minutes": round(train_s / 60, 2), **metrics}
         log(f"step {self.step}: dev exact match {metrics['exact_match']:.2f}, F1 {metrics['f1']:.2f} "
             f"({metrics['questions']} questions); trained {train_s / 60:.1f} min")
-        with open(self.out / METRICS, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
+        metrics_log.append(row)
         self.save(self.out / BEST, row)
         if c.freeze_word_embeddings:
             self.save_adapter(self.out / ADAPTER, row)
