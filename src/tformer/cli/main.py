@@ -8,6 +8,7 @@ import sys
 
 from tformer import __version__
 from tformer.cli import (
+    ask,
     attention,
     classify,
     curves,
@@ -16,7 +17,10 @@ from tformer.cli import (
     export,
     finetune,
     finetune_qa,
+    index,
     plot_positions,
+    qa,
+    search,
     serve,
     train,
     translate,
@@ -24,7 +28,7 @@ from tformer.cli import (
 from tformer.errors import TformerError
 
 COMMANDS = [translate, evaluate, train, curves, finetune, finetune_qa, classify, embed, export, attention,
-            plot_positions, serve]
+            plot_positions, serve, index, search, qa, ask]
 
 
 def build_parser() -> argparse.ArgumentParser:

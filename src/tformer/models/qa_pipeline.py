@@ -9,6 +9,7 @@ two logits, and the best over all windows (and contexts) wins.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,27 @@ import torch
 from torch import Tensor
 
 from tformer.data.squad import Window, make_windows
+from tformer.errors import ModelFolderError
 from tformer.models.bert_qa import BertForQuestionAnswering
 from tformer.text.pretrained import Tokenizer
+
+MODELS_DIR = Path(__file__).resolve().parents[3] / "models"  # the repository's bundled models
+BUNDLED_QA = {"squad": "qa-minilm-squad"}  # short name -> folder under models/ ($TFORMER_MODELS overrides)
+DEFAULT_QA_MODEL = "squad"
+
+
+def resolve_qa_model(name_or_path: str | Path) -> Path:
+    """A QA model folder, or the bundled model's short name (``squad``)."""
+    from tformer.pretrained import resolve_pretrained
+
+    key = str(name_or_path).lower()
+    if key in BUNDLED_QA and not Path(name_or_path).is_dir():
+        folder = Path(os.environ.get("TFORMER_MODELS", MODELS_DIR)) / BUNDLED_QA[key]
+        if not folder.is_dir():
+            raise ModelFolderError(f"the bundled QA model is missing from {folder}; pass --model with a folder "
+                                   "written by `tformer finetune-qa`")
+        return folder
+    return resolve_pretrained(name_or_path)
 
 
 @dataclass
@@ -76,14 +96,15 @@ class QuestionAnswerer:
         self.n_best = n_best
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, **options) -> QuestionAnswerer:
-        """A folder written by ``tformer finetune-qa``, an adapter folder, or any Hugging Face BERT QA model."""
-        from tformer.pretrained import resolve_pretrained
-
-        folder = resolve_pretrained(name_or_path)
+    def from_pretrained(cls, name_or_path: str | Path = DEFAULT_QA_MODEL, **options) -> QuestionAnswerer:
+        """A folder written by ``tformer finetune-qa``, an adapter folder, any Hugging Face BERT QA model, or
+        ``"squad"``: the bundled MiniLM fine-tuned on SQuAD (the default)."""
+        folder = resolve_qa_model(name_or_path)
         model = BertForQuestionAnswering.from_pretrained(folder)
         tokenizer_folder = folder
         if not any((folder / f).is_file() for f in ("tokenizer.json", "vocab.txt")):
+            from tformer.pretrained import resolve_pretrained
+
             tokenizer_folder = resolve_pretrained(_adapter_base(folder))
         return cls(model, Tokenizer.from_pretrained(tokenizer_folder), **options)
 

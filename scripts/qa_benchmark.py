@@ -1,0 +1,121 @@
+"""Retrieval and open-book question answering on the SQuAD v1.1 dev articles (docs/qa.md quotes its output).
+
+Every dev paragraph is indexed (``tformer index --jsonl``'s code path, default passage settings); each of the
+972 questions must bring back its own paragraph. Recall@k counts a question as found when a passage of its
+paragraph is among the first k distinct paragraphs. Measured: dense (MiniLM cosine), BM25 (SQLite FTS5), their
+fusion by reciprocal rank and by normalised scores, and, with --qa MODEL, re-ranking the fused candidates by the
+QA model's best span score and the open-book exact match / F1 of `tformer ask`'s extracted answer.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python scripts/qa_benchmark.py [--qa models/qa-minilm-squad] [--out results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from tformer.data.squad import read_paragraphs, read_squad, squad_path
+from tformer.evaluation.squad import squad_metrics
+from tformer.retrieval.documents import Document
+from tformer.retrieval.fusion import reciprocal_rank_fusion, score_fusion
+from tformer.retrieval.index import PassageIndex
+
+
+def paragraph_ranking(index: PassageIndex, ranked: list[tuple[int, float]], owner: dict[int, int]) -> list[int]:
+    """Distinct paragraph numbers in ranked order."""
+    seen: dict[int, None] = {}
+    for pid, _ in ranked:
+        seen.setdefault(owner[pid], None)
+    return list(seen)
+
+
+def recall(rankings: list[list[int]], gold: list[int], ks=(1, 5, 10)) -> dict[str, float]:
+    return {f"recall@{k}": round(sum(g in r[:k] for r, g in zip(rankings, gold)) / len(gold), 4) for k in ks}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--qa", help="QA model folder: also re-rank with it and score open-book answers")
+    ap.add_argument("--candidates", type=int, default=50, help="candidates from each retriever before fusion")
+    ap.add_argument("--rerank", type=int, default=10, help="fused candidates the QA model re-reads")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", help="also write the figures as JSON here")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    dev = squad_path("dev")
+    paragraphs, questions = read_paragraphs(dev), read_squad(dev)
+    docs = [Document(f"squad-dev#{i}", text, title) for i, (title, text) in enumerate(paragraphs)]
+    figures: dict = {"paragraphs": len(docs), "questions": len(questions)}
+    with tempfile.TemporaryDirectory() as tmp:
+        index = PassageIndex.create(Path(tmp) / "index")
+        start = time.perf_counter()
+        report = index.update(docs)
+        seconds = time.perf_counter() - start
+        figures["passages"] = report.passages
+        figures["index_passages_per_s"] = round(report.passages / seconds, 1)
+        owner = {pid: int(src.split("#")[1]) for pid, src in index.db.execute(
+            "SELECT p.id, s.source FROM passages p JOIN sources s ON s.id = p.source_id")}
+        gold = [q.paragraph for q in questions]
+        start = time.perf_counter()
+        vectors = index.encoder().encode([q.question for q in questions])
+        dense = [index.dense(q.question, args.candidates, v) for q, v in zip(questions, vectors)]
+        figures["dense_queries_per_s"] = round(len(questions) / (time.perf_counter() - start), 1)
+        start = time.perf_counter()
+        bm25 = [index.bm25(q.question, args.candidates) for q in questions]
+        figures["bm25_queries_per_s"] = round(len(questions) / (time.perf_counter() - start), 1)
+        runs = {
+            "dense": dense,
+            "bm25": bm25,
+            "hybrid_rrf": [reciprocal_rank_fusion([d, b]) for d, b in zip(dense, bm25)],
+            "hybrid_scores": [score_fusion([d, b]) for d, b in zip(dense, bm25)],  # `search`'s hybrid
+        }
+        rankings = {name: [paragraph_ranking(index, r, owner) for r in ranked] for name, ranked in runs.items()}
+        for name, ranked in rankings.items():
+            figures[name] = recall(ranked, gold)
+        if args.qa:
+            figures.update(qa_figures(index, questions, runs["hybrid_scores"], owner, gold, args))
+        index.close()
+    print(json.dumps(figures, indent=2))
+    if args.out:
+        Path(args.out).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def qa_figures(index, questions, fused, owner, gold, args) -> dict:
+    """Re-rank the first ``args.rerank`` fused passages by the QA model's best span; open-book EM/F1."""
+    from tformer.models.qa_pipeline import QuestionAnswerer
+
+    qa = QuestionAnswerer.from_pretrained(args.qa)
+    out: dict = {}
+    reranked, fused_rrf, predictions = [], [], {}
+    start = time.perf_counter()
+    for q, ranked in zip(questions, fused):
+        top = ranked[: args.rerank]
+        hits = index.hits(top)
+        spans = qa.answer(q.question, [h.text for h in hits], top_k=len(hits) * 3)
+        best: dict[int, float] = {}
+        for span in spans:
+            best.setdefault(span.context, span.score)
+        order = sorted(range(len(hits)), key=lambda i: -best.get(i, -1e9))
+        reranked.append(paragraph_ranking(index, [top[i] for i in order], owner))
+        # the QA score and the retrieval rank together: rank fusion of the two orders
+        both = reciprocal_rank_fusion([top, [top[i] for i in order]])
+        fused_rrf.append(paragraph_ranking(index, both, owner))
+        predictions[q.id] = spans[0].text if spans else ""
+    seconds = time.perf_counter() - start
+    out["qa_rerank"] = recall(reranked, gold)
+    out["qa_rerank_rrf"] = recall(fused_rrf, gold)
+    out["ask_open_book"] = {k: round(v, 2) for k, v in squad_metrics(
+        predictions, {q.id: q.answers for q in questions}).items()}
+    out["ask_questions_per_s"] = round(len(questions) / seconds, 2)
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""`tformer ask`: answer a question from your own documents: retrieve passages from an index, read them, and
+print the best answer with its source and passage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "Answer a question from an index made by `tformer index`: retrieve passages, then find the answer in them."
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "ask", help=HELP,
+        description=HELP + " The --passages best passages (hybrid search: embeddings + BM25) are read by the QA "
+        "model, and the best span over all of them is the answer; it is printed with its score, its source and "
+        "the passage, the answer marked [[like this]].",
+    )
+    p.add_argument("index", metavar="INDEX", help="index folder")
+    p.add_argument("question", help="the question")
+    p.add_argument("--model", default="squad", help="QA model folder, or 'squad' for the bundled MiniLM "
+                   "fine-tuned on SQuAD (default: %(default)s)")
+    p.add_argument("--passages", type=int, default=10, help="passages retrieved and read (default: %(default)s)")
+    p.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid", help="retrieval (default: "
+                   "%(default)s)")
+    p.add_argument("--top-k", type=int, default=1, help="answers to show (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="one JSON object per answer")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tformer.cli.qa import highlight
+    from tformer.models.qa_pipeline import QuestionAnswerer
+    from tformer.retrieval.ask import ask
+    from tformer.retrieval.index import PassageIndex
+
+    for name in ("passages", "top_k"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if not args.question.strip():
+        raise ValueError("the question is empty")
+    index = PassageIndex.open(args.index)
+    reader = QuestionAnswerer.from_pretrained(args.model)
+    answers, _ = ask(index, reader, args.question, args.passages, args.mode, args.top_k)
+    index.close()
+    if not answers:
+        print("no passage matches the question")
+        return 1
+    for a in answers:
+        start, end = a.document_span
+        if args.json:
+            print(json.dumps({"answer": a.text, "score": round(a.score, 4), "source": a.source, "start": start,
+                              "end": end, "passage": a.passage.text}, ensure_ascii=False))
+            continue
+        print(f"{a.text}\n  score {a.score:.2f}, source {a.source} (characters {start}-{end})\n"
+              f"  {highlight(a.passage.text, a.start, a.end, width=300)}")
+    return 0
