@@ -44,11 +44,7 @@ LAYERS["cli"] = set(LAYERS)
 
 # Arrows known to run the wrong way while their owners move them (each is checked to still exist, so a fixed one
 # must be struck off here). Keep this empty: add to it only with a note of who removes the arrow.
-PENDING: set[tuple[str, str]] = {
-    # decoding/trace.py re-exports inspect/trace.py until cli/translate.py imports the new home (issue 15 item 6);
-    # then the alias file and this entry go.
-    ("tformer.decoding.trace", "tformer.inspect.trace"),
-}
+PENDING: set[tuple[str, str]] = set()
 
 
 @dataclass(frozen=True)

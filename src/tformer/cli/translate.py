@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 def run_trace(args: argparse.Namespace, translator: Translator, texts: list[str]) -> int:
     import json
 
-    from tformer.decoding.trace import format_trace, trace_translations
+    from tformer.inspect.trace import format_trace, trace_translations
 
     traces = trace_translations(translator, texts, args.beam, args.top_k, args.length_penalty)
     for i, trace in enumerate(traces):
