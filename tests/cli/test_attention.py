@@ -27,8 +27,8 @@ def test_layer_and_head_out_of_range_are_errors_naming_the_range(model_dir, tmp_
     out = str(tmp_path / "attn.png")
     assert main(["attention", SENTENCES[0], "--model", model_dir, "--out", out, "--layer", "3"]) == 1  # before decoding
     assert "layer 3 is out of range: this model has 2 layers, numbered 1 to 2" in capsys.readouterr().err
-    assert main(["attention", SENTENCES[0], "--model", model_dir, "--out", out, "--head", "0"]) == 1
-    assert "head 0 is out of range: this model has 3 heads, numbered 1 to 3" in capsys.readouterr().err
+    assert main(["attention", SENTENCES[0], "--model", model_dir, "--out", out, "--head", "4"]) == 1
+    assert "head 4 is out of range: this model has 3 heads, numbered 1 to 3" in capsys.readouterr().err
 
 
 def test_from_token_on_a_translation_model_reads_the_encoder(model_dir, capsys):

@@ -4,7 +4,13 @@ import pytest
 import torch
 
 import tformer.nn.attention as attention_module
-from tformer.inspect.attention import AttentionMaps, capture_translation, encoder_attention, maps_json
+from tformer.inspect.attention import (
+    AttentionMaps,
+    capture_translation,
+    encoder_attention,
+    maps_json,
+    translation_attention_maps,
+)
 from tformer.models import Seq2SeqTransformer
 from tformer.text.labels import bpe_token_label
 
@@ -143,3 +149,19 @@ def test_the_api_form_of_attention_maps_rounds_the_weights_and_keeps_the_layout(
     assert back.shape == weights.shape
     torch.testing.assert_close(back, weights.double(), atol=5e-4 + 1e-12, rtol=0)  # rounded to 3 decimals
     assert not torch.allclose(back, weights.double(), atol=1e-6, rtol=0)  # and not kept in full
+
+
+def test_translation_attention_maps_pick_one_kind_and_check_the_layer_before_translating(monkeypatch):
+    translator = tiny_translator(eos_bias=0.0)
+    found = translation_attention_maps(translator, SENTENCES[:2], "decoder", beam=2, layer=2, head=3)
+    for text, (trace, maps) in zip(SENTENCES[:2], found):
+        expected_trace, expected = capture_translation(translator, text, beam=2)
+        assert trace.translation == expected_trace.translation and maps.kind == "decoder"
+        assert torch.equal(maps.weights, expected["decoder"].weights)
+    import tformer.inspect.attention as inspect_attention
+
+    monkeypatch.setattr(inspect_attention, "capture_translation", lambda *a, **k: pytest.fail("translated"))
+    with pytest.raises(ValueError, match="layer 3 is out of range: this model has 2 layers"):
+        translation_attention_maps(translator, SENTENCES, "self", layer=3)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        translation_attention_maps(translator, SENTENCES, "both")

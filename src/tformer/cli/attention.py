@@ -83,28 +83,22 @@ def is_translation_model(name: str | None) -> bool:
 
 def translation_maps(args: argparse.Namespace, model_name: str | None) -> list[AttentionMaps]:
     from tformer.decoding.translator import Translator
-    from tformer.inspect.attention import capture_translation, check_layer_and_head
+    from tformer.inspect.attention import translation_attention_maps
 
     translator = Translator.from_pretrained(model_name)
-    config = translator.model.config
     kind = args.kind or ("self" if args.from_token else "cross")
-    layers = config.num_encoder_layers if kind == "self" else config.num_decoder_layers
-    check_layer_and_head(args.layer, args.head, layers, config.num_heads)  # before the work of translating
-    result = []
-    for text in args.text:
-        trace, maps = capture_translation(translator, text, args.beam)
+    found = translation_attention_maps(translator, args.text, kind, args.beam, args.layer, args.head)
+    for text, (trace, _) in zip(args.text, found):
         print(f"{text}\n-> {trace.translation}")
-        result.append(maps[kind])
-    return result
+    return [maps for _, maps in found]
 
 
 def bert_maps(args: argparse.Namespace, model_name: str) -> list[AttentionMaps]:
-    from tformer.inspect.attention import check_layer_and_head, encoder_attention
+    from tformer.inspect.attention import encoder_attention_maps
     from tformer.models.bert import BertModel
     from tformer.text.pretrained import Tokenizer
 
     if args.kind not in (None, "self"):
         raise ValueError(f"--kind {args.kind}: a BERT encoder has only self-attention (--kind self)")
     model, tokenizer = BertModel.from_pretrained(model_name), Tokenizer.from_pretrained(model_name)
-    check_layer_and_head(args.layer, args.head, model.config.num_layers, model.config.num_heads)
-    return [encoder_attention(model, tokenizer, text) for text in args.text]
+    return encoder_attention_maps(model, tokenizer, args.text, "self", args.layer, args.head)

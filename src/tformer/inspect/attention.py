@@ -135,6 +135,34 @@ def capture_translation(
     return trace, translation_attention(trace)
 
 
+def translation_attention_maps(
+    translator: Translator, texts: Sequence[str], kind: str = "cross", beam: int = 1,
+    layer: int | None = None, head: int | None = None,
+) -> list[tuple[DecodingTrace, AttentionMaps]]:
+    """Each text's translation (its trace) and that translation's ``kind`` attention ("self", "decoder" or
+    "cross"). ``layer`` and ``head`` (from 1) are checked against the stack ``kind`` belongs to before any text is
+    translated."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    config = translator.model.config
+    layers = config.num_encoder_layers if kind == "self" else config.num_decoder_layers
+    check_layer_and_head(layer, head, layers, config.num_heads)
+    captured = [capture_translation(translator, text, beam) for text in texts]
+    return [(trace, maps[kind]) for trace, maps in captured]
+
+
+def encoder_attention_maps(
+    model: BertModel, tokenizer: Tokenizer, texts: Sequence[str], kind: str = "self",
+    layer: int | None = None, head: int | None = None,
+) -> list[AttentionMaps]:
+    """``encoder_attention`` of each text; ``layer`` and ``head`` (from 1) are checked first. An encoder has only
+    self-attention: another ``kind`` is an error."""
+    if kind != "self":
+        raise ValueError(f"kind {kind!r}: a BERT encoder has only self-attention (kind 'self')")
+    check_layer_and_head(layer, head, model.config.num_layers, model.config.num_heads)
+    return [encoder_attention(model, tokenizer, text) for text in texts]
+
+
 def encoder_attention(model: BertModel, tokenizer: Tokenizer, text: str) -> AttentionMaps:
     """Self-attention of a BERT-style encoder on one text, [CLS] and [SEP] included."""
     batch = tokenizer(text)  # (1, seq)
