@@ -13,8 +13,9 @@ DEFAULT_CLASSIFIER = f"{DEFAULT_OUT}/{BEST}"
 API_KEY_ENV = "TFORMER_API_KEY"
 HELP = "Serve translation, attention, embeddings and classification over HTTP, with a web page at /."
 DESCRIPTION = HELP + """ Open http://HOST:PORT/ in a browser to translate German sentences and see the decoding
-steps and attention; the JSON API (POST /translate, /classify, /embed, /attention; GET /health) is documented at
-/docs. Requests that arrive within --batch-wait-ms of each other share one model call. Stop with Ctrl-C."""
+steps and attention; the JSON API (POST /translate, /classify, /embed, /attention, /search, /ask; GET /health) is
+documented at /docs. Requests that arrive within --batch-wait-ms of each other share one model call. Stop with
+Ctrl-C."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +30,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "it exists, written by `tformer finetune`; without one /classify answers 503)")
     p.add_argument("--encoder", default="minilm", help="BERT sentence encoder for /embed and the English "
                    "attention panel: a folder or short name, or 'none' (default: %(default)s)")
+    p.add_argument("--index", metavar="INDEX", help="passage index (made by `tformer index`) for POST /search and "
+                   "POST /ask (default: none; /ask then needs documents in the request)")
+    p.add_argument("--qa-model", default="squad", help="QA reader for POST /ask: a folder, 'squad' (the bundled "
+                   "one, the default) or 'none'")
     p.add_argument("--max-chars", type=positive_int, default=1000, help="longest text accepted, in characters "
                    "(default: %(default)s)")
     p.add_argument("--max-batch-size", type=positive_int, default=32, help="most texts in one model call, and in one "
@@ -62,6 +67,24 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def load_qa(model: str, index: str | None):
+    """The /ask reader and /search index; a missing bundled reader is said, not fatal (the routes answer 503)."""
+    from tformer.errors import ModelFolderError
+    from tformer.models.qa_pipeline import QuestionAnswerer
+    from tformer.serve.qa import QAService
+
+    reader = None
+    if model.lower() != "none":
+        try:
+            reader = QuestionAnswerer.from_pretrained(model)
+        except ModelFolderError as err:
+            if model != "squad":
+                raise
+            print(f"tformer serve: {err}; /ask answers 503", flush=True)
+    print(f"tformer serve: QA reader: {model if reader else 'none'}; index: {index or 'none'}", flush=True)
+    return QAService(reader, index) if reader or index else None
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
     import uvicorn
@@ -87,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
             classifier = None
     encoder = None if args.encoder.lower() == "none" else args.encoder
     models = load_models(args.model, encoder, classifier)
+    qa = load_qa(args.qa_model, args.index)
     for role, info in models.info.items():
         print(f"tformer serve: {role}: " + (f"{info.name} ({info.version})" if info else "none"), flush=True)
     if classifier is None:
@@ -96,6 +120,6 @@ def run(args: argparse.Namespace) -> int:
     if args.api_key:
         print("tformer serve: requests need 'Authorization: Bearer KEY' (the page: add #key=KEY to its address)",
               flush=True)
-    uvicorn.run(create_app(models, limits, api_key=args.api_key or None), host=args.host, port=args.port,
+    uvicorn.run(create_app(models, limits, api_key=args.api_key or None, qa=qa), host=args.host, port=args.port,
                 log_level="warning")
     return 0

@@ -142,11 +142,12 @@ class PassageIndex:
         return index
 
     @classmethod
-    def open(cls, folder: str | Path) -> PassageIndex:
+    def open(cls, folder: str | Path, any_thread: bool = False) -> PassageIndex:
+        """An existing index; ``any_thread``: usable from other threads (the caller keeps calls one at a time)."""
         folder = Path(folder)
         if not (folder / DB_FILE).is_file():
             raise ModelFolderError(f"{folder} is not an index (no {DB_FILE}); make one with `tformer index`")
-        db = _connect(folder / DB_FILE)
+        db = _connect(folder / DB_FILE, any_thread)
         try:
             meta = dict(db.execute("SELECT key, value FROM meta"))
         except sqlite3.DatabaseError as err:
@@ -351,9 +352,10 @@ class PassageIndex:
         return {**self.meta, "sources": sources, "passages": len(self)}
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, any_thread: bool = False) -> sqlite3.Connection:
     try:
-        db = sqlite3.connect(str(path))  # rollback journal: a transaction is all or nothing, even if killed
+        # the default rollback journal: a transaction is all or nothing, even if the process is killed
+        db = sqlite3.connect(str(path), check_same_thread=not any_thread)
         db.execute("PRAGMA foreign_keys=ON")
     except sqlite3.DatabaseError as err:
         raise ModelFolderError(f"{path}: cannot open the index database ({err})") from None

@@ -26,6 +26,7 @@ from tformer import __version__
 from tformer.serve.batching import DynamicBatcher, QueueFullError
 from tformer.serve.guard import RequestGuard, client_gone
 from tformer.serve.models import MISSING, ModelUnavailableError, ServedModels
+from tformer.serve.qa import QAService, add_qa_routes
 from tformer.serve.schemas import (
     AttentionResponse,
     ClassifyResponse,
@@ -47,10 +48,12 @@ is busy or lacks the model, 504 when the answer took longer than the server's ti
 ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 413, 422, 503, 504)}
 
 
-def create_app(models: ServedModels, limits: ServeLimits | None = None, api_key: str | None = None) -> FastAPI:
+def create_app(models: ServedModels, limits: ServeLimits | None = None, api_key: str | None = None,
+               qa: QAService | None = None) -> FastAPI:
     """The app for these models: routes, error handlers, and a batcher started and stopped with the app.
 
     With ``api_key``, every request but the page and the API docs must send ``Authorization: Bearer API_KEY``.
+    ``qa`` (a reader and/or a passage index) serves ``/ask`` and ``/search``; without it they answer 503.
     """
     limits = limits or ServeLimits()
     batcher = DynamicBatcher(models.run, limits.max_batch_size, limits.max_wait_ms, limits.max_queue)
@@ -65,6 +68,7 @@ def create_app(models: ServedModels, limits: ServeLimits | None = None, api_key:
     app.state.models, app.state.batcher, app.state.limits = models, batcher, limits
     add_error_handlers(app)
     add_routes(app, models, batcher, limits)
+    add_qa_routes(app, qa, limits)
 
     app.add_middleware(RequestGuard, max_body_bytes=limits.max_body_bytes, api_key=api_key)
     return app
