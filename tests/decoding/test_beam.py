@@ -3,8 +3,9 @@ import math
 import pytest
 import torch
 
-from tformer.decoding.beam import beam_search, freeze_finished
-from tformer.decoding.greedy import greedy_search, restrict_to_eos
+from tformer.decoding.beam import beam_search
+from tformer.decoding.greedy import greedy_search
+from tformer.decoding.search import freeze_finished, restrict_to_eos
 
 from tests.conftest import tiny_config
 from tests.decoding.scripted import EOS, A, B, ScriptedModel

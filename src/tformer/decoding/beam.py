@@ -14,13 +14,7 @@ import torch
 from torch import Tensor
 
 from tformer.decoding.interface import EncoderDecoderModel
-from tformer.decoding.search import (  # noqa: F401  (freeze_finished: its old home was here)
-    Hypothesis,
-    freeze_finished,
-    output_limits,
-    restrict_to_eos,
-    should_prune,
-)
+from tformer.decoding.search import Hypothesis, freeze_finished, output_limits, restrict_to_eos, should_prune
 
 
 @torch.inference_mode()

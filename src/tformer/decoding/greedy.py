@@ -6,13 +6,7 @@ import torch
 from torch import Tensor
 
 from tformer.decoding.interface import EncoderDecoderModel
-from tformer.decoding.search import (  # noqa: F401  (Hypothesis, max_output_length, restrict_to_eos: old home)
-    Hypothesis,
-    max_output_length,
-    output_limits,
-    restrict_to_eos,
-    should_prune,
-)
+from tformer.decoding.search import Hypothesis, output_limits, restrict_to_eos, should_prune
 
 
 @torch.inference_mode()
