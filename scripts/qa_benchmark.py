@@ -4,7 +4,8 @@ Every dev paragraph is indexed (``tformer index --jsonl``'s code path, default p
 972 questions must bring back its own paragraph. Recall@k counts a question as found when a passage of its
 paragraph is among the first k distinct paragraphs. Measured: dense (MiniLM cosine), BM25 (SQLite FTS5), their
 fusion by reciprocal rank and by normalised scores, and, with --qa MODEL, re-ranking the fused candidates by the
-QA model's best span score and the open-book exact match / F1 of `tformer ask`'s extracted answer.
+QA model's best span score, the QA model's exact match / F1 given each question's own paragraph (oracle), and the
+open-book exact match / F1 of `tformer ask`'s extracted answer.
 
     HF_HUB_OFFLINE=1 .venv/bin/python scripts/qa_benchmark.py [--qa models/qa-minilm-squad] [--out results.json]
 """
@@ -93,6 +94,11 @@ def qa_figures(index, questions, fused, owner, gold, args) -> dict:
 
     qa = QuestionAnswerer.from_pretrained(args.qa)
     out: dict = {}
+    start = time.perf_counter()
+    oracle = {q.id: next((s.text for s in qa.answer(q.question, q.context)), "") for q in questions}
+    out["oracle_paragraph"] = {k: round(v, 2) for k, v in squad_metrics(
+        oracle, {q.id: q.answers for q in questions}).items()}
+    out["oracle_questions_per_s"] = round(len(questions) / (time.perf_counter() - start), 2)
     reranked, fused_rrf, predictions = [], [], {}
     start = time.perf_counter()
     for q, ranked in zip(questions, fused):

@@ -25,7 +25,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "%(default)s)")
     p.add_argument("--top-k", type=int, default=1, help="answers to show (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="one JSON object per answer")
+    p.add_argument("--generate", action="store_true", help="instead of a span, let the chat model (default "
+                   "SmolLM2-135M-Instruct) write a reply from the retrieved passages, told to use only them and to "
+                   "cite them as [1], [2], ...; the sources are listed after it")
+    p.add_argument("--chat-model", default="smollm2", help="chat model for --generate (default: %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, default=200, help="longest reply for --generate (default: "
+                   "%(default)s)")
     p.set_defaults(run=run)
+
+
+def run_generate(args: argparse.Namespace, index) -> int:
+    from tformer.retrieval.generate import generate_reply
+
+    hits = index.search(args.question, min(args.passages, 5), args.mode)  # a small model reads a few passages well
+    index.close()
+    if not hits:
+        print("no passage matches the question")
+        return 1
+    reply = generate_reply(args.question, hits, args.chat_model, args.max_new_tokens)
+    if args.json:
+        print(json.dumps({"reply": reply.text, "sources": [{"n": i, "source": h.source, "passage": h.text}
+                                                           for i, h in enumerate(reply.sources, 1)]},
+                         ensure_ascii=False))
+        return 0
+    print(reply.text + "\n\nSources:")
+    for i, hit in enumerate(reply.sources, 1):
+        print(f"  [{i}] {hit.source} [{hit.start}:{hit.end}]")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.question.strip():
         raise ValueError("the question is empty")
     index = PassageIndex.open(args.index)
+    if args.generate:
+        return run_generate(args, index)
     reader = QuestionAnswerer.from_pretrained(args.model)
     answers, _ = ask(index, reader, args.question, args.passages, args.mode, args.top_k)
     index.close()

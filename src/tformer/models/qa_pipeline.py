@@ -106,7 +106,7 @@ class QuestionAnswerer:
             from tformer.pretrained import resolve_pretrained
 
             tokenizer_folder = resolve_pretrained(_adapter_base(folder))
-        return cls(model, Tokenizer.from_pretrained(tokenizer_folder), **options)
+        return cls(model, Tokenizer.from_pretrained(tokenizer_folder), **{**_trained_settings(folder), **options})
 
     @property
     def max_question_length(self) -> int:
@@ -184,3 +184,18 @@ def _adapter_base(folder: Path) -> str:
 
     path = folder / ADAPTER_FILE
     return json.loads(path.read_text(encoding="utf-8"))["base"] if path.is_file() else str(folder)
+
+
+TRAINING_RECIPE = "finetune_qa_config.json"  # written by `tformer finetune-qa` beside the model
+DECODING_SETTINGS = ("max_length", "doc_stride", "max_answer_length", "n_best")
+
+
+def _trained_settings(folder: Path) -> dict:
+    """The window and decoding settings the model was fine-tuned and evaluated with, when its folder says."""
+    import json
+
+    path = folder / TRAINING_RECIPE
+    if not path.is_file():
+        return {}
+    recipe = json.loads(path.read_text(encoding="utf-8"))
+    return {k: recipe[k] for k in DECODING_SETTINGS if isinstance(recipe.get(k), int)}
