@@ -5,6 +5,7 @@ leaves a half-written or empty file where a complete one is expected."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from tformer.errors import ModelFolderError
+
+CHECKSUMS = "checksums.json"  # {file name: SHA-256 hex digest} of the files of a model or checkpoint folder
 
 
 def read_json(path: str | Path, kind: type = dict) -> Any:
@@ -93,3 +96,55 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 def write_json_atomic(path: str | Path, data: Any, indent: int | None = 2) -> None:
     write_text_atomic(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
+
+
+def set_usual_permissions(folder: str | Path) -> None:
+    """Give ``folder`` and its files the modes a plain ``mkdir`` and ``open`` would (0755/0644 under the usual
+    umask): temporary folders and files are created private (0700/0600), which a shared model must not stay."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder = Path(folder)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.iterdir():
+        if path.is_file():
+            path.chmod(0o666 & ~umask)
+
+
+# ------------------------------------------------------------------------------------------- checksums
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_checksums(folder: str | Path, names: list[str] | None = None) -> None:
+    """Write ``checksums.json`` for ``names`` (default: every file in ``folder`` but the checksums file itself)."""
+    folder = Path(folder)
+    names = names if names is not None else [p.name for p in folder.iterdir() if p.is_file() and p.name != CHECKSUMS]
+    write_json_atomic(folder / CHECKSUMS, {name: sha256_file(folder / name) for name in sorted(names)})
+
+
+def verify_checksums(folder: str | Path) -> bool:
+    """Check every file that ``folder``'s ``checksums.json`` lists; False when there is no such file.
+
+    Raises ``ModelFolderError`` naming the first file that is missing or whose SHA-256 differs (flipped bytes,
+    truncation), or naming ``checksums.json`` itself when it is damaged.
+    """
+    folder = Path(folder)
+    if not (folder / CHECKSUMS).is_file():
+        return False
+    listed = read_json(folder / CHECKSUMS)
+    if not all(isinstance(k, str) and isinstance(v, str) and "/" not in k for k, v in listed.items()):
+        raise ModelFolderError(f"{folder / CHECKSUMS}: expected {{file name: SHA-256}} entries")
+    for name, digest in sorted(listed.items()):
+        path = folder / name
+        if not path.is_file():
+            raise ModelFolderError(f"{path}: missing (listed in {CHECKSUMS})")
+        if sha256_file(path) != digest:
+            raise ModelFolderError(f"{path}: corrupted (checksum mismatch with {CHECKSUMS}): restore the file, or "
+                                   "train or download the model again")
+    return True

@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from tformer.errors import ConfigError, ModelFolderError
-from tformer.files import read_json
+from tformer.files import read_json, verify_checksums
 from tformer.models import bert_qa
 from tformer.models.bert import FAMILY, BertConfig, BertForSequenceClassification, BertModel
 from tformer.models.bert_qa import BertForQuestionAnswering
@@ -201,6 +201,7 @@ def read_checkpoint(folder: Path) -> tuple[dict[str, Any], dict[str, Tensor], Pa
     if missing:
         found = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
         raise ModelFolderError(f"{folder}: missing {'; '.join(missing)} (found: {found})")
+    verify_checksums(folder)  # fine-tuned best/ folders carry checksums.json
     return read_json(folder / CONFIG_FILE), read_weights(weight_file), weight_file
 
 

@@ -9,6 +9,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from tformer.errors import ModelFolderError
+from tformer.files import verify_checksums
 from tformer.models.config import TransformerConfig
 from tformer.nn import (
     Decoder,
@@ -147,12 +148,16 @@ class Seq2SeqTransformer(nn.Module):
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> Seq2SeqTransformer:
-        """Load a folder written by ``save_pretrained``; weights become float32; the model is in eval mode."""
+        """Load a folder written by ``save_pretrained``; weights become float32; the model is in eval mode.
+
+        A folder with ``checksums.json`` (trained runs' final/ and best/, the bundled model) has its files checked
+        against it first, so flipped bytes in the weights fail loudly instead of translating wrongly."""
         folder = Path(folder)
         missing = [n for n in ("config.json", "model.safetensors") if not (folder / n).is_file()]
         if missing:
             found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else "folder does not exist"
             raise ModelFolderError(f"{folder}: missing {', '.join(missing)} (found: {found})")
+        verify_checksums(folder)
         model = cls(TransformerConfig.from_json(folder / "config.json"))
         try:
             tensors = load_file(str(folder / "model.safetensors"))

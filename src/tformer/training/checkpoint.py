@@ -7,11 +7,15 @@ state written by older versions is brought to today's layout in one place, ``upg
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from tformer.errors import ModelFolderError
+from tformer.files import set_usual_permissions, verify_checksums
 from tformer.training.optim import decays
 
 WEIGHTS = "model.safetensors"
@@ -27,6 +32,7 @@ OPTIMIZER = "optimizer.safetensors"
 STATE = "trainer_state.json"
 RNG = "rng.safetensors"
 MANIFEST = "checksums.json"
+STAGING = re.compile(r"\.(step-\d+|[a-z]+)\.\w+")  # staging_dir's names: .step-00000004.k3j_x9a2, .best.0f2q8mzz
 # Layout of the resume state. 1 (no "format" key): one optimizer parameter group (weight decay on every parameter)
 # and, earliest, a single RNG state named "torch_cpu". 2: two groups (param_groups: matrices decay, the rest not)
 # and one RNG state per rank ("torch_cpu_rank{r}").
@@ -62,6 +68,7 @@ def commit_folder(build: Path, final: Path) -> None:
     """Write checksums of every file in ``build``, fsync, then rename it to ``final`` (replacing any old one)."""
     manifest = {p.name: _sha256(p) for p in sorted(build.iterdir()) if p.is_file()}
     write_json_atomic(build / MANIFEST, manifest)
+    set_usual_permissions(build)  # staging folders start private (mkdtemp); the committed folder must not be
     for p in build.iterdir():
         with open(p, "rb") as f:
             os.fsync(f.fileno())
@@ -82,18 +89,51 @@ def staging_dir(final: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
 
 
+@contextmanager
+def staged_folder(final: Path) -> Iterator[Path]:
+    """``with staged_folder(final) as build:`` write the files into ``build``; they become ``final`` together
+    (``commit_folder``). On any failure the half-written ``build`` is removed and ``final`` keeps its old
+    contents; a full disk is reported naming ``final``."""
+    build = staging_dir(final)
+    try:
+        yield build
+        commit_folder(build, final)
+    except BaseException as err:
+        shutil.rmtree(build, ignore_errors=True)
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            raise OSError(errno.ENOSPC, f"no space left on the device while writing {final}") from None
+        raise
+
+
+def remove_leftovers(folder: Path) -> list[str]:
+    """Remove what a killed run leaves in ``folder``: staging folders (``.step-*``, ``.best.*``, ...) and temporary
+    files, and put back a folder that ``commit_folder`` had moved aside (``X.old`` without ``X``). Call it only while
+    holding the folder's lock. Returns the names removed or restored."""
+    done = []
+    for parent in (folder, folder / "checkpoints"):
+        if not parent.is_dir():
+            continue
+        for path in sorted(parent.iterdir()):
+            if STAGING.fullmatch(path.name) and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.name.startswith(".") and ".tmp" in path.name and path.is_file():
+                path.unlink(missing_ok=True)
+            elif path.name.endswith(".old") and path.is_dir():
+                kept = path.with_name(path.name.removesuffix(".old"))
+                if kept.exists():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.replace(path, kept)
+            else:
+                continue
+            done.append(str(path.relative_to(folder)))
+    return done
+
+
 def verify_folder(folder: Path) -> None:
     """Raise ``ModelFolderError`` if a checkpoint is incomplete or a file does not match its checksum."""
-    manifest_path = folder / MANIFEST
-    if not manifest_path.is_file():
+    if not verify_checksums(folder):  # a damaged checksums.json itself is a ModelFolderError naming it
         raise ModelFolderError(f"{folder}: no {MANIFEST} (incomplete checkpoint)")
-    manifest = json.loads(manifest_path.read_text())
-    for name, digest in manifest.items():
-        path = folder / name
-        if not path.is_file():
-            raise ModelFolderError(f"{folder}: {name} is missing")
-        if _sha256(path) != digest:
-            raise ModelFolderError(f"{folder}: {name} is corrupted (checksum mismatch)")
 
 
 def optimizer_to_tensors(state: dict[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:

@@ -12,6 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tformer.errors import DataError
+from tformer.files import write_text_atomic
+
 METRICS = "metrics.jsonl"
 
 # Called on rank 0 with the path of ``metrics.jsonl`` after each evaluation and at the end of a run (e.g. to draw
@@ -43,20 +46,33 @@ class MetricsLog:
             f.write(json.dumps(row) + "\n")
 
     def rows(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self._lines()]
+
+    def _lines(self) -> list[str]:
+        """The file's rows as text. A torn last line (the run was killed while writing it) is dropped with a
+        warning; a bad line elsewhere is an error naming the file and line."""
         if not self.path.is_file():
             return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = [line for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        for number, line in enumerate(lines, start=1):
+            try:
+                json.loads(line)
+            except json.JSONDecodeError as err:
+                if number < len(lines):
+                    raise DataError(f"{self.path}:{number}: not a JSON row ({err.msg})") from None
+                log(f"warning: {self.path}: dropped its torn last line (a run stopped while writing it)")
+                lines.pop()
+        return lines
 
     def clear(self) -> None:
         if self.enabled:
             self.path.unlink(missing_ok=True)
 
-    def drop_after(self, step: int) -> None:
-        """Forget rows logged after ``step`` (a resumed run redoes that work); the file is replaced atomically."""
+    def drop_after(self, step: int, kinds: tuple[str, ...] = ()) -> None:
+        """Forget rows logged after ``step`` (a resumed run redoes that work), and rows of ``kinds`` (a run's
+        end-of-run products, which it makes again); the file is replaced atomically."""
         if not self.enabled or not self.path.is_file():
             return
-        lines = self.path.read_text(encoding="utf-8").splitlines()
-        kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-        os.replace(tmp, self.path)
+        rows = [(line, json.loads(line)) for line in self._lines()]
+        kept = [line for line, row in rows if row.get("step", 0) <= step and row.get("kind") not in kinds]
+        write_text_atomic(self.path, "".join(line + "\n" for line in kept))

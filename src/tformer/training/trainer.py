@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -25,11 +26,13 @@ from tformer.data.corpus import ParallelCorpus, multi30k
 from tformer.decoding.batching import search_sources
 from tformer.errors import ConfigError, ModelFolderError, TformerError
 from tformer.evaluation.bleu import corpus_bleu
+from tformer.files import write_bytes_atomic, write_text_atomic
 from tformer.models import Seq2SeqTransformer, TransformerConfig
 from tformer.text.bpe import BPETokenizer
 from tformer.training import checkpoint as ckpt
 from tformer.training import distributed
 from tformer.training.data import collate, encode_pairs, training_corpus
+from tformer.training.lock import OutputLock
 from tformer.training.losses import batch_loss
 from tformer.training.metrics import METRICS, MetricsCallback, MetricsLog, log
 from tformer.training.optim import param_groups
@@ -73,6 +76,7 @@ class Trainer:
         self.dist = distributed.setup(self.cfg.device, self.cfg.ddp_timeout_s)
         self.progress = progress and self.dist.is_main
         self.metrics = MetricsLog(self.out / METRICS, enabled=self.dist.is_main)
+        self.lock = OutputLock(self.out)  # held by rank 0 from here to the end of train()
         if self.dist.is_main:
             self._check_output_dir(resume)
         self.dist.barrier()
@@ -94,33 +98,76 @@ class Trainer:
 
     # ----- set-up -------------------------------------------------------------------------------------------
     def _check_output_dir(self, resume: bool) -> None:
+        """Take the folder's lock (a second run on it fails at once), check it, and clear what a killed run left."""
         probe = self.out / ".write-test"
         try:
             self.out.mkdir(parents=True, exist_ok=True)
+            self.lock.acquire()
             probe.write_bytes(b"x" * 1024)
             probe.unlink()
         except OSError as err:
+            self.lock.release()
             raise TrainingError(f"output folder {self.out} is not writable: {err.strerror}") from None
-        free = shutil.disk_usage(self.out).free
-        if free < 200 * 2**20:
-            raise TrainingError(f"only {free / 2**20:.0f} MiB free in {self.out}; need at least 200 MiB")
-        if not resume and (self.out / "checkpoints").is_dir() and any((self.out / "checkpoints").iterdir()):
-            raise TrainingError(f"{self.out} already holds checkpoints: pass --resume to continue, or another --out")
-        (self.out / "recipe.json").write_text(self.recipe.to_json() + "\n")
+        try:
+            free = shutil.disk_usage(self.out).free
+            if free < 200 * 2**20:
+                raise TrainingError(f"only {free / 2**20:.0f} MiB free in {self.out}; need at least 200 MiB")
+            checkpoints = self.out / "checkpoints"
+            if not resume and checkpoints.is_dir() and any(checkpoints.glob("step-*")):
+                raise TrainingError(f"{self.out} already holds checkpoints: pass --resume to continue, or another "
+                                    "--out")
+            for name in ckpt.remove_leftovers(self.out):
+                log(f"removed {name}, left by a run that was stopped")
+            if not resume:
+                self.metrics.clear()  # rows of an earlier run that stopped before its first checkpoint
+            write_text_atomic(self.out / "recipe.json", self.recipe.to_json() + "\n")
+        except BaseException:
+            self.lock.release()
+            raise
 
     def _tokenizer(self, resume: bool) -> BPETokenizer:
         """The run's BPE: trained by rank 0 on the training corpus, then read by every rank."""
+        if self.dist.is_main and resume:
+            self._repair_tokenizer()
         if self.dist.is_main and not (self.out / "tokenizer.json").is_file():
             if self.cfg.init_from:  # continue with the BPE of the model we start from
-                BPETokenizer.from_pretrained(self.cfg.init_from).save_pretrained(self.out)
+                tok = BPETokenizer.from_pretrained(self.cfg.init_from)
             else:
                 corpus = self.corpus
                 log(f"training BPE (vocab {self.recipe.tokenizer.vocab_size}) on {len(corpus)} pairs")
                 tok = BPETokenizer.train(corpus.src + corpus.tgt, self.recipe.tokenizer.vocab_size,
                                          self.recipe.tokenizer.min_frequency)
-                tok.save_pretrained(self.out)
+            build = ckpt.staging_dir(self.out / "tokenizer")
+            try:
+                tok.save_pretrained(build)  # then one rename puts the whole file in place
+                os.replace(build / "tokenizer.json", self.out / "tokenizer.json")
+            except Exception as err:  # tokenizers reports a full disk as a bare Exception
+                raise TrainingError(f"cannot write {self.out / 'tokenizer.json'}: {err}") from None
+            finally:
+                shutil.rmtree(build, ignore_errors=True)
         self.dist.barrier()
         return BPETokenizer.from_pretrained(self.out)
+
+    def _repair_tokenizer(self) -> None:
+        """A damaged OUT/tokenizer.json is replaced by the copy in the newest valid checkpoint (or made again)."""
+        path = self.out / "tokenizer.json"
+        if not path.is_file():
+            return
+        try:
+            BPETokenizer.from_pretrained(self.out)
+            return
+        except ModelFolderError as err:
+            problem = err
+        for checkpoint in sorted((self.out / "checkpoints").glob("step-*"), reverse=True):
+            try:
+                ckpt.verify_folder(checkpoint)
+            except ModelFolderError:
+                continue
+            write_bytes_atomic(path, (checkpoint / "tokenizer.json").read_bytes())
+            log(f"{problem}; restored it from {checkpoint.name}")
+            return
+        path.unlink()
+        log(f"{problem}; no checkpoint holds a copy, so it is made again")
 
     def _build_model(self) -> Seq2SeqTransformer:
         if self.cfg.init_from:
@@ -173,7 +220,7 @@ class Trainer:
         total = per_epoch * cfg.epochs if not cfg.max_steps else min(cfg.max_steps, per_epoch * cfg.epochs)
         bar = tqdm(total=total, initial=st.step, disable=not self.progress, unit="upd", dynamic_ncols=True)
         started = time.time() - st.seconds
-        stop = False
+        stop = self._limits_reached()  # a resumed run that had already finished trains no further
         while st.epoch < cfg.epochs and not stop:
             batches = self.epoch_batches(st.epoch)
             while st.batch_in_epoch < len(batches) and not stop:
@@ -192,9 +239,11 @@ class Trainer:
                 if not cfg.eval_every:
                     stop = self._evaluate_and_save() or stop
         bar.close()
-        if cfg.eval_every and st.step % cfg.eval_every != 0:
-            self._evaluate_and_save()
-        return self._finish()
+        if not st.checkpoints or st.checkpoints[-1] != f"step-{st.step:08d}":  # stopped between evaluations, or
+            self._evaluate_and_save()  # before the first one (max_steps inside the first epoch, eval_every 0)
+        final = self._finish()
+        self.lock.release()
+        return final
 
     def _update(self, group: list[list[int]]) -> tuple[float, int]:
         """One optimizer update over a group of micro-batches (this rank's share under DDP).
@@ -301,20 +350,19 @@ class Trainer:
     def save_model(
         self, folder: Path, model: Seq2SeqTransformer | None = None, dtype: torch.dtype | None = None
     ) -> None:
-        build = ckpt.staging_dir(folder)
-        (model or self.model).save_pretrained(build, dtype=dtype)
-        self.tokenizer.save_pretrained(build)
-        ckpt.commit_folder(build, folder)
+        with ckpt.staged_folder(folder) as build:
+            (model or self.model).save_pretrained(build, dtype=dtype)
+            self.tokenizer.save_pretrained(build)
 
     def _save_checkpoint(self, name: str, rng: list[torch.Tensor]) -> None:
         """Write checkpoint ``name`` (already in ``state.checkpoints``), then delete those no longer listed."""
         st = self.state
         final = self.out / "checkpoints" / name
-        build = ckpt.staging_dir(final)
-        self.model.save_pretrained(build)
-        self.tokenizer.save_pretrained(build)
-        ckpt.save_training_state(build, st.__dict__, self.optimizer.state_dict(), self.scheduler.state_dict(), rng)
-        ckpt.commit_folder(build, final)
+        with ckpt.staged_folder(final) as build:
+            self.model.save_pretrained(build)
+            self.tokenizer.save_pretrained(build)
+            ckpt.save_training_state(build, st.__dict__, self.optimizer.state_dict(), self.scheduler.state_dict(),
+                                     rng)
         for old in final.parent.glob("step-*"):
             if old.name not in st.checkpoints:
                 shutil.rmtree(old, ignore_errors=True)
@@ -325,11 +373,13 @@ class Trainer:
         for path in candidates:
             try:
                 ckpt.verify_folder(path)
-            except ModelFolderError as err:
-                log(f"skipping checkpoint: {err}; falling back to the previous one")
+                state = ckpt.upgrade_checkpoint(ckpt.load_training_state(path), self.model)
+                weights = load_file(str(path / ckpt.WEIGHTS))
+            except Exception as err:  # whatever is damaged (files, checksums.json, the state inside): skip it
+                reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                log(f"skipping checkpoint {path.name}: {reason}; falling back to the previous one")
                 continue
-            state = ckpt.upgrade_checkpoint(ckpt.load_training_state(path), self.model)
-            self.model.load_state_dict_untied(load_file(str(path / ckpt.WEIGHTS)), str(path))
+            self.model.load_state_dict_untied(weights, str(path))
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             rng = state["rng"]
@@ -338,7 +388,7 @@ class Trainer:
             torch.set_rng_state(rng[f"torch_cpu_rank{self.dist.rank}"])
             self.state = TrainerState(**state["trainer"])
             self.state.checkpoints = [c for c in self.state.checkpoints if (folder / c).is_dir()]
-            self.metrics.drop_after(self.state.step)
+            self.metrics.drop_after(self.state.step, kinds=("average",))  # _finish makes the average again
             log(f"resumed from {path.name} (update {self.state.step}, epoch {self.state.epoch})")
             return
         log("no checkpoint to resume from: starting fresh")
@@ -361,11 +411,10 @@ class Trainer:
                 chosen, bleu = self.out / "averaged", avg_bleu
         self._run_callbacks()
         if self.dist.is_main:
-            build = ckpt.staging_dir(final)
-            build.rmdir()
-            shutil.copytree(chosen, build)
-            (build / ckpt.MANIFEST).unlink(missing_ok=True)
-            ckpt.commit_folder(build, final)
+            with ckpt.staged_folder(final) as build:
+                for path in chosen.iterdir():
+                    if path.is_file() and path.name != ckpt.MANIFEST:
+                        shutil.copyfile(path, build / path.name)
         self.dist.barrier()
         log(f"final model: {final} (from {chosen.name}, val BLEU {bleu:.2f})")
         return final
