@@ -47,3 +47,21 @@ def test_text_classifier_probabilities_are_the_softmax_of_the_logits_in_input_or
     assert (probs - expected).abs().max() < 1e-5
     predictions = classifier.predict(texts)
     assert [p.label for p in predictions] == [classifier.labels[int(k)] for k in expected.argmax(-1)]
+
+
+def test_one_string_gives_one_vector_and_one_prediction(tmp_path):
+    from tests.models.bert_helpers import save_tiny_encoder
+
+    encoder = SentenceEncoder.from_pretrained(save_tiny_encoder(tmp_path / "encoder"))
+    vector = encoder.encode("hi there")
+    assert vector.dim() == 1
+    torch.testing.assert_close(vector, encoder.encode(["hi there", "something else"])[0])
+    save_tiny_classifier(tmp_path / "classifier")
+    classifier = TextClassifier.from_pretrained(tmp_path / "classifier")
+    assert classifier.predict_proba("a fine film").shape == (len(classifier.labels),)
+    assert classifier.predict("a fine film") == classifier.predict(["a fine film"])[0]
+    for wrong in (b"bytes", 7, None):
+        with pytest.raises(TypeError, match="string or a list of strings"):
+            encoder.encode(wrong)
+        with pytest.raises(TypeError, match="string or a list of strings"):
+            classifier.predict(wrong)

@@ -16,6 +16,7 @@ from tformer.errors import ModelFolderError
 from tformer.files import read_json
 from tformer.models.seq2seq import Seq2SeqTransformer
 from tformer.text.bpe import BPETokenizer
+from tformer.text.inputs import text_batch
 
 # The bundled model lives in the repository's models/ folder; $TFORMER_MODEL overrides it.
 BUNDLED_MODEL = Path(__file__).resolve().parents[3] / "models" / "multi30k-de-en"
@@ -63,36 +64,41 @@ class Translator:
 
     def translate(
         self,
-        texts: Sequence[str],
+        texts: str | Sequence[str],
         beam: int = 4,
         length_penalty: float | None = None,
         batch_size: int = 32,
         max_len_a: float = 1.5,
         max_len_b: int = 10,
-    ) -> list[str]:
-        """One translation per input text, in order."""
-        nbest = self.translate_nbest(texts, beam, 1, length_penalty, batch_size, max_len_a, max_len_b)
-        return [hyps[0][0] if hyps else "" for hyps in nbest]
+    ) -> str | list[str]:
+        """One translation per input text, in order; a single string gives a single string."""
+        batch, single = text_batch(texts)
+        nbest = self.translate_nbest(batch, beam, 1, length_penalty, batch_size, max_len_a, max_len_b)
+        out = [hyps[0][0] if hyps else "" for hyps in nbest]
+        return out[0] if single else out
 
     def translate_nbest(
         self,
-        texts: Sequence[str],
+        texts: str | Sequence[str],
         beam: int = 4,
         nbest: int = 1,
         length_penalty: float | None = None,
         batch_size: int = 32,
         max_len_a: float = 1.5,
         max_len_b: int = 10,
-    ) -> list[list[tuple[str, float]]]:
-        """Per input, up to ``nbest`` (translation, score) pairs, best first; an empty list for empty input."""
-        hyps = self.search(texts, beam, nbest, length_penalty, batch_size, max_len_a, max_len_b)
-        return [[(self.tokenizer.decode(h.tokens), h.normalized_score if h.normalized_score is not None else h.score)
+    ) -> list[list[tuple[str, float]]] | list[tuple[str, float]]:
+        """Per input, up to ``nbest`` (translation, score) pairs, best first; an empty list for empty input.
+        A single string gives its own list of pairs."""
+        batch, single = text_batch(texts)
+        hyps = self.search(batch, beam, nbest, length_penalty, batch_size, max_len_a, max_len_b)
+        out = [[(self.tokenizer.decode(h.tokens), h.normalized_score if h.normalized_score is not None else h.score)
                  for h in row] for row in hyps]
+        return out[0] if single else out
 
     def encode_sources(self, texts: Sequence[str]) -> list[list[int]]:
         """Subword ids per text, truncated to fit the model (EOS is added later); warns once when truncating."""
         limit = self.model.config.max_len - 1
-        ids = self.tokenizer.encode_batch([t if isinstance(t, str) else str(t) for t in texts])
+        ids = self.tokenizer.encode_batch(text_batch(texts)[0])
         if any(len(i) > limit for i in ids):
             n = sum(len(i) > limit for i in ids)
             print(f"tformer: warning: {n} input(s) longer than {limit} subwords truncated", file=sys.stderr)
@@ -111,5 +117,6 @@ class Translator:
         """Hypotheses (token ids and scores) per input, in input order, length-sorted batches inside
         (``tformer.decoding.batching``); an empty list for an empty input."""
         length_penalty = self.length_penalty if length_penalty is None else length_penalty
+        texts, _ = text_batch(texts)
         return search_sources(self.model, self.encode_sources(texts), beam, nbest, length_penalty, batch_size,
                               max_len_a, max_len_b)

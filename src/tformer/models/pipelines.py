@@ -21,6 +21,7 @@ from tformer.models.classifiers import (
     resolve_classifier,
 )
 from tformer.pretrained import resolve_pretrained
+from tformer.text.inputs import text_batch
 from tformer.text.pretrained import Tokenizer
 
 SENTENCE_CONFIG = "sentence_bert_config.json"  # sentence-transformers' file, holding max_seq_length
@@ -56,15 +57,16 @@ class SentenceEncoder:
         return cls(BertModel.from_pretrained(folder), Tokenizer.from_pretrained(folder), max_length)
 
     @torch.no_grad()
-    def encode(self, texts: Sequence[str], batch_size: int = 32, normalize: bool = True) -> Tensor:
-        """texts -> embeddings (len(texts), d_model), float32, in input order."""
+    def encode(self, texts: str | Sequence[str], batch_size: int = 32, normalize: bool = True) -> Tensor:
+        """texts -> embeddings (len(texts), d_model), float32, in input order; one string -> one (d_model,) vector."""
+        texts, single = text_batch(texts)
         out = torch.empty(len(texts), self.model.config.d_model)
         for index in _longest_first(texts, batch_size):  # results go back in input order
             batch = self.tokenizer([texts[i] for i in index], max_length=self.max_length)
             hidden = self.model(**batch).last_hidden_state  # (batch, seq, d_model)
             pooled = mean_pool(hidden, batch.attention_mask)
             out[index] = F.normalize(pooled, p=2, dim=-1) if normalize else pooled
-        return out
+        return out[0] if single else out
 
 
 @dataclass
@@ -95,15 +97,19 @@ class TextClassifier:
         return self.model.config.labels
 
     @torch.no_grad()
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 32) -> Tensor:
-        """texts -> class probabilities (len(texts), num_labels), in input order."""
+    def predict_proba(self, texts: str | Sequence[str], batch_size: int = 32) -> Tensor:
+        """texts -> class probabilities (len(texts), num_labels), in input order; one string -> (num_labels,)."""
+        texts, single = text_batch(texts)
         out = torch.empty(len(texts), len(self.labels))
         for index in _longest_first(texts, batch_size):  # results go back in input order
             batch = self.tokenizer([texts[i] for i in index], max_length=self.max_length)
             out[index] = torch.softmax(self.model(**batch).logits.float(), dim=-1)
-        return out
+        return out[0] if single else out
 
-    def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[Prediction]:
-        probs = self.predict_proba(texts, batch_size)
+    def predict(self, texts: str | Sequence[str], batch_size: int = 32) -> Prediction | list[Prediction]:
+        """The most probable label per text; a single string gives a single ``Prediction``."""
+        batch, single = text_batch(texts)
+        probs = self.predict_proba(batch, batch_size)
         best = probs.argmax(dim=-1)
-        return [Prediction(self.labels[int(k)], float(probs[i, k])) for i, k in enumerate(best)]
+        out = [Prediction(self.labels[int(k)], float(probs[i, k])) for i, k in enumerate(best)]
+        return out[0] if single else out
