@@ -48,8 +48,9 @@ JSON_KINDS = {dict: "a JSON object", list: "a JSON array", str: "a string", int:
 
 
 def staging_name(path: Path) -> Path:
-    """Where ``path`` is written before it is renamed into place (hidden, same folder, so the rename is atomic)."""
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    """Where ``path`` is written before it is renamed into place (hidden, same folder, so the rename is atomic).
+    The suffix stays last, for writers that pick the format by it (``curves.png`` -> ``.curves.tmp-PID.png``)."""
+    return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
 
 
 @contextmanager

@@ -188,3 +188,37 @@ def test_a_full_disk_names_the_folder_and_leaves_no_empty_files(tmp_path, small_
     files = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != ".lock"]
     assert files and not [p for p in files if p.stat().st_size == 0]
     assert not [p for p in tmp_path.rglob(".*") if p.is_dir()]  # no staging folder left behind
+
+
+def test_fine_tuning_takes_the_same_lock(tmp_path):
+    from tformer.training.finetune import Finetuner
+
+    from tests.models.bert_helpers import save_tiny_encoder, write_toy_sentiment
+    from tests.training.test_finetune import toy_config
+
+    (tmp_path / "data").mkdir()
+    write_toy_sentiment(tmp_path / "data")
+    save_tiny_encoder(tmp_path / "encoder")
+    first = Finetuner(toy_config(tmp_path, max_steps=1), progress=False)
+    with pytest.raises(OutputFolderBusyError, match=f"process {os.getpid()}"):
+        Finetuner(toy_config(tmp_path, max_steps=1, seed=3), progress=False, overwrite=True)
+    best = first.train().best
+    assert verify_checksums(best) and stat.S_IMODE(best.stat().st_mode) == 0o777 & ~current_umask()
+    Finetuner(toy_config(tmp_path, max_steps=1), progress=False, overwrite=True).train()  # released at the end
+
+
+def current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def test_the_cli_run_writes_its_curves_without_leaving_temporary_files(tmp_path, small_data_root):
+    from tformer.cli.main import main
+
+    config = tmp_path / "recipe.json"
+    tiny_recipe(small_data_root, max_steps=3).to_json(config)
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    curves = tmp_path / "run" / "curves.png"
+    assert curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".")) == [".lock"]

@@ -28,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tformer.files import atomic_output
     from tformer.training.recipe import Recipe
     from tformer.training.trainer import Trainer
     from tformer.viz.curves import plot_training_curves
@@ -42,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     curves = Path(args.out) / "curves.png"
 
     def draw_curves(metrics: Path) -> None:  # after each evaluation and at the end
-        plot_training_curves(metrics, curves)
+        with atomic_output(curves) as tmp:  # a kill mid-draw leaves the previous picture, not half of one
+            plot_training_curves(metrics, tmp)
 
     trainer = Trainer(recipe, args.out, resume=args.resume, progress=not args.no_progress, callbacks=[draw_curves])
     final = trainer.train()

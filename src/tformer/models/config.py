@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tformer.errors import ConfigError
-from tformer.files import read_json
+from tformer.files import read_json, write_text_atomic
 
 T = TypeVar("T", bound="JsonConfig")
 
@@ -31,7 +31,7 @@ class JsonConfig:
     def to_json(self, path: str | Path | None = None) -> str:
         text = json.dumps(self.to_dict(), indent=2, sort_keys=True)
         if path is not None:
-            Path(path).write_text(text + "\n", encoding="utf-8")
+            write_text_atomic(path, text + "\n")
         return text
 
     @classmethod

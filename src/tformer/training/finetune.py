@@ -28,7 +28,8 @@ from tformer.models.config import JsonConfig, require_positive
 from tformer.nn.lora import LoraConfig, add_lora, expand_targets, train_only
 from tformer.text.pretrained import Tokenizer
 from tformer.training import distributed
-from tformer.training.checkpoint import commit_folder, staging_dir, write_json_atomic
+from tformer.training.checkpoint import commit_folder, remove_leftovers, staging_dir, write_json_atomic
+from tformer.training.lock import LOCK_FILE, OutputLock
 from tformer.training.metrics import METRICS, MetricsCallback, MetricsLog, log
 from tformer.training.optim import param_groups
 from tformer.training.schedule import linear_warmup_decay_schedule
@@ -129,8 +130,14 @@ class Finetuner:
         self.progress = progress and self.dist.is_main
         self.out = Path(c.out)
         self.metrics = MetricsLog(self.out / METRICS, enabled=self.dist.is_main)
-        if self.dist.is_main and self.out.exists() and any(self.out.iterdir()) and not overwrite:
-            raise FileExistsError(f"output folder {self.out} is not empty; choose another --out or pass --overwrite")
+        self.lock = OutputLock(self.out)  # held by rank 0 from here to the end of train(): one run per folder
+        if self.dist.is_main:
+            self.lock.acquire()
+            remove_leftovers(self.out)  # staging folders of a run that was killed
+            if any(p.name != LOCK_FILE for p in self.out.iterdir()) and not overwrite:
+                self.lock.release()
+                raise FileExistsError(f"output folder {self.out} is not empty; choose another --out or pass "
+                                      "--overwrite")
         self.dist.barrier()
         if c.threads:
             torch.set_num_threads(c.threads)
@@ -187,6 +194,7 @@ class Finetuner:
             if self._out_of_budget():
                 break
         bar.close()
+        self.lock.release()
         return result
 
     def _train_epoch(self, batches: list[list[int]], bar: tqdm) -> int:
