@@ -1,4 +1,8 @@
-"""Stacks of N encoder or decoder layers (with a final LayerNorm when the layers are pre-norm)."""
+"""Stacks of N encoder or decoder layers (with a final LayerNorm when the layers are pre-norm).
+
+The decoder stack also owns the dispatch to the native (C++) decoding step: a cached one-position step goes there
+when ``tformer.nn.native.applies`` gives no reason not to, with the same result.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,14 @@ class Encoder(nn.Module):
     def forward(
         self, x: Tensor, src_mask: Tensor | None = None, need_weights: bool = False
     ) -> tuple[Tensor, list[Tensor]]:
-        """x: (batch, src_len, d_model) -> (batch, src_len, d_model), per-layer self-attention weights."""
+        """
+        Args:
+            x: (batch, src_len, d_model) embedded source.
+            src_mask: (batch, src_len), True = real token; None when nothing is padding.
+            need_weights: also return each layer's self-attention weights.
+        Returns:
+            hidden (batch, src_len, d_model) and per layer weights (batch, heads, src_len, src_len), or [].
+        """
         weights = []
         src_mask = without_trivial_mask(src_mask)
         for layer in self.layers:
@@ -45,7 +56,16 @@ class Decoder(nn.Module):
         cache: KVCache | None = None,
         need_weights: bool = False,
     ) -> DecoderOutput:
-        """x: (batch, tgt_len, d_model) -> DecoderOutput with hidden (batch, tgt_len, d_model)."""
+        """
+        Args:
+            x: (batch, tgt_len, d_model) embedded target positions (only the new ones with a filled cache).
+            memory: (batch, src_len, d_model) encoder output; may be None once the cache holds its keys/values.
+            memory_mask: (batch, src_len), True = real source token.
+            cache: keys/values of earlier positions, updated in place.
+            need_weights: also return each layer's self- and cross-attention weights.
+        Returns:
+            DecoderOutput with hidden (batch, tgt_len, d_model) and, when asked for, per-layer weights.
+        """
         memory_mask = without_trivial_mask(memory_mask)
         why_not_native = native.applies(self.layers, x, cache, memory_mask, need_weights)
         if not why_not_native:  # the same result, computed in C++ (tformer.nn.native)
