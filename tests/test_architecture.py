@@ -18,9 +18,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tformer"
 # Each unit (a subpackage, or a module directly under tformer/) and the units it may import. A new unit must be
 # placed here; an arrow not listed is an error. Read bottom-up: the base, the paper's parts, models, the
 # applications built on models, then the front doors.
-BASE = {"errors", "files", "pretrained"}
+BASE = {"errors", "files", "pretrained", "devices"}
 LAYERS: dict[str, set[str]] = {
     "errors": set(),
+    "devices": set(),
     "files": {"errors"},
     "pretrained": {"errors"},
     "nn": set(),  # the paper's parts import nothing else of tformer
@@ -38,6 +39,7 @@ LAYERS: dict[str, set[str]] = {
 }
 # The front doors may import every unit below them: the package's public names (``tformer/__init__.py``, which
 # also imports the interop formats so that they register), then the server and the demo, then the command line.
+LAYERS["pipeline"] = set(LAYERS)  # tformer.pipeline(task): the one-line entry point over every application
 LAYERS["__init__"] = set(LAYERS)
 LAYERS["serve"] = LAYERS["demo"] = set(LAYERS)
 LAYERS["cli"] = set(LAYERS)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from tformer.cli.numbers import positive_int
+from tformer.cli.options import add_device
 from tformer.training.finetune import BEST, DEFAULT_OUT
 
 DEFAULT_MODEL = f"{DEFAULT_OUT}/{BEST}"  # where `tformer finetune` writes; used when no classifier is bundled
@@ -28,6 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive_int, default=32, help="texts per model call (default: %(default)s)")
     p.add_argument("--max-length", type=positive_int, help="tokens per text; longer texts are truncated (default: the "
                    "model's maximum)")
+    add_device(p)
     p.set_defaults(run=run)
 
 
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     model = args.model if args.model is not None else default_model()
     texts = args.text or read_input_lines(args.input)
-    classifier = TextClassifier.from_pretrained(model)
+    classifier = TextClassifier.from_pretrained(model, device=args.device)
     classifier.max_length = args.max_length
     real = [i for i, text in enumerate(texts) if text.strip()]
     probs = classifier.predict_proba([texts[i] for i in real], args.batch_size) if real else None

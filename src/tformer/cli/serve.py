@@ -7,6 +7,7 @@ import ipaddress
 import os
 
 from tformer.cli.numbers import non_negative_float, port, positive_float, positive_int
+from tformer.cli.options import add_device
 from tformer.training.finetune import BEST, DEFAULT_OUT
 
 DEFAULT_CLASSIFIER = f"{DEFAULT_OUT}/{BEST}"
@@ -54,6 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "The page asks for the key, or takes it from its address: http://HOST:PORT/#key=KEY")
     p.add_argument("--insecure", action="store_true", help="allow a --host other than this machine without an "
                    "API key (anyone who can reach the port can use the server)")
+    add_device(p)
     p.set_defaults(run=run)
 
 
@@ -109,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         except FileNotFoundError:
             classifier = None
     encoder = None if args.encoder.lower() == "none" else args.encoder
-    models = load_models(args.model, encoder, classifier)
+    models = load_models(args.model, encoder, classifier, device=args.device)
     qa = load_qa(args.qa_model, args.index)
     for role, info in models.info.items():
         print(f"tformer serve: {role}: " + (f"{info.name} ({info.version})" if info else "none"), flush=True)

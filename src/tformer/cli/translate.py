@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from tformer.cli.numbers import non_negative_float, positive_int
+from tformer.cli.options import add_device
 
 if TYPE_CHECKING:
     from tformer.decoding.translator import Translator
@@ -36,6 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "per line (implies --trace)")
     p.add_argument("--top-k", type=positive_int, default=3,
                    help="candidates shown per step in a trace (default: %(default)s)")
+    add_device(p)
     p.set_defaults(run=run)
 
 
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if (args.trace or args.json) and args.nbest > 1:
         raise ValueError("--trace follows one translation per sentence; use it without --nbest")
     texts = [text.removeprefix("\ufeff") for text in args.text] or read_input_lines(args.input)
-    translator = Translator.from_pretrained(args.model)
+    translator = Translator.from_pretrained(args.model, device=args.device)
     if args.trace or args.json:
         return run_trace(args, translator, texts)
     if args.nbest > 1:

@@ -12,6 +12,7 @@ import torch
 
 from tformer.decoding.batching import search_sources
 from tformer.decoding.search import Hypothesis
+from tformer.devices import module_device, resolve_device
 from tformer.errors import ModelFolderError
 from tformer.files import read_json
 from tformer.models.seq2seq import Seq2SeqTransformer
@@ -41,7 +42,9 @@ class Translator:
         self.length_penalty = length_penalty  # beam search default; a model folder's generation.json may set it
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path | None = None) -> Translator:
+    def from_pretrained(cls, folder: str | Path | None = None, device: str | torch.device | None = None) -> Translator:
+        """The model folder (default: the bundled German-English model), on ``device`` (``"cpu"``, ``"cuda"``,
+        ``"cuda:1"``, ``"auto"``; default the CPU)."""
         folder = Path(folder) if folder is not None else default_model_dir()
         if not folder.is_dir():
             raise ModelFolderError(f"model folder not found: {folder}")
@@ -54,8 +57,18 @@ class Translator:
         length_penalty = settings.get("length_penalty", 1.0)
         if isinstance(length_penalty, bool) or not isinstance(length_penalty, int | float):
             raise ModelFolderError(f"{generation}: length_penalty must be a number, got {length_penalty!r}")
-        return cls(Seq2SeqTransformer.from_pretrained(folder), BPETokenizer.from_pretrained(folder),
-                   length_penalty=float(length_penalty))
+        translator = cls(Seq2SeqTransformer.from_pretrained(folder), BPETokenizer.from_pretrained(folder),
+                         length_penalty=float(length_penalty))
+        return translator.to(device) if device is not None else translator
+
+    @property
+    def device(self) -> torch.device:
+        return module_device(self.model)
+
+    def to(self, device: str | torch.device) -> Translator:
+        """Move the model to ``device`` (checked: a missing GPU is a ValueError saying so); returns self."""
+        self.model.to(resolve_device(device))
+        return self
 
     def save_pretrained(self, folder: str | Path, dtype: torch.dtype | None = None) -> None:
         self.model.save_pretrained(folder, dtype=dtype)

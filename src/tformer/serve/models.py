@@ -130,18 +130,19 @@ MISSING = {
 
 
 def load_models(model: str | Path | None = None, encoder: str | None = "minilm",
-                classifier: str | Path | None = None) -> ServedModels:
-    """Load the models a server needs once; ``encoder=None`` or ``classifier=None`` leaves that one out."""
+                classifier: str | Path | None = None, device: str | None = None) -> ServedModels:
+    """Load the models a server needs once, on ``device`` (default the CPU); ``encoder=None`` or
+    ``classifier=None`` leaves that one out."""
     folder = Path(model) if model is not None else default_model_dir()
-    translator = Translator.from_pretrained(folder)  # first: a wrong folder is the likeliest mistake
+    translator = Translator.from_pretrained(folder, device=device)  # first: a wrong folder is the likeliest mistake
     names: dict[str, str] = {"translator": display_name(folder)}
     paths: dict[str, str | Path] = {"translator": folder}
     loaded_encoder = loaded_classifier = None
     if encoder is not None:
-        loaded_encoder = SentenceEncoder.from_pretrained(encoder)
+        loaded_encoder = SentenceEncoder.from_pretrained(encoder, device=device)
         names["encoder"], paths["encoder"] = display_name(encoder), encoder
     if classifier is not None:
-        loaded_classifier = TextClassifier.from_pretrained(classifier)
+        loaded_classifier = TextClassifier.from_pretrained(classifier, device=device)
         names["classifier"], paths["classifier"] = display_name(classifier), classifier
     return ServedModels(translator, loaded_encoder, loaded_classifier, names, paths)
 
