@@ -12,7 +12,7 @@ import torch
 from tformer import CausalLM, CausalLMConfig
 from tformer.errors import ConfigError, ModelFolderError
 from tformer.interop.gguf import _smollm2, load_gguf_tokenizer
-from tformer.text.gguf_tokenizer import _unicode_to_byte
+from tformer.text.chat_tokenizer import _unicode_to_byte
 
 gguf = pytest.importorskip("gguf")
 TEMPLATE = (

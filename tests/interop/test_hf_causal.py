@@ -106,3 +106,35 @@ def test_unknown_architecture_is_named(tmp_path):
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ConfigError, match="'mamba'"):
         CausalLM.from_pretrained(folder)
+
+
+def test_folder_tokenizer_and_chat_template_equal_transformers(tmp_path):
+    """A byte-level BPE saved as tokenizer.json with a chat template in tokenizer_config.json."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from tformer.interop.hf_causal import load_chat_tokenizer
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    corpus = ["the cat sat on the mat", "what is the capital of france", "paris is the capital"] * 20
+    tokenizer.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    folder = tmp_path / "tok"
+    folder.mkdir()
+    tokenizer.save(str(folder / "tokenizer.json"))
+    template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    (folder / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "PreTrainedTokenizerFast", "chat_template": template, "bos_token": "<|im_start|>",
+        "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}))
+    ours = load_chat_tokenizer(folder)
+    theirs = transformers.AutoTokenizer.from_pretrained(str(folder))
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    prompt = ours.apply_chat_template(messages)
+    assert prompt == theirs.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    for text in (prompt, "the cat sat on the mat, 2 times! ünï"):
+        assert ours.encode(text) == theirs(text, add_special_tokens=False)["input_ids"]
+        assert ours.decode(ours.encode(text), skip_special_tokens=False) == text
+    assert (ours.bos_id, ours.eos_id, ours.pad_id) == (1, 2, 0)

@@ -23,7 +23,7 @@ from torch import Tensor
 from tformer.errors import ConfigError, ModelFolderError
 from tformer.models.causal_lm import FAMILY, CausalLM, CausalLMConfig, empty_causal_lm
 from tformer.models.formats import CheckpointFormat, register_checkpoint_format
-from tformer.text.gguf_tokenizer import ChatTokenizer
+from tformer.text.chat_tokenizer import ChatTokenizer
 
 
 def _smollm2() -> Path:

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tokenizers import Tokenizer as HFTokenizer
 from torch import Tensor
 
 from tformer.errors import ConfigError, ModelFolderError
 from tformer.interop.hf_bert import read_weights
 from tformer.models.causal_lm import FAMILY, CausalLM, CausalLMConfig, empty_causal_lm
 from tformer.models.formats import CheckpointFormat, register_checkpoint_format
+from tformer.text.chat_tokenizer import ChatTokenizer
 
 CONFIG_FILE = "config.json"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
@@ -206,3 +208,41 @@ def _recognises(source: str | Path) -> bool:
 
 
 register_checkpoint_format(FAMILY, CheckpointFormat("Hugging Face Llama/GPT-2 folder", _load, recognises=_recognises))
+
+
+# ------------------------------------------------------------------------------------------------ tokenizers
+
+TOKENIZER_FILE, TOKENIZER_CONFIG = "tokenizer.json", "tokenizer_config.json"
+
+
+def load_hf_tokenizer(folder: str | Path) -> ChatTokenizer:
+    """The tokenizer of a Hugging Face folder (``tokenizer.json``) with the chat template and special tokens of its
+    ``tokenizer_config.json`` (or ``chat_template.jinja``)."""
+    folder = Path(folder)
+    if not (folder / TOKENIZER_FILE).is_file():
+        raise ModelFolderError(f"{folder}: missing {TOKENIZER_FILE} (the tokenizer in the `tokenizers` format)")
+    tokenizer = HFTokenizer.from_file(str(folder / TOKENIZER_FILE))
+    settings: dict[str, Any] = {}
+    if (folder / TOKENIZER_CONFIG).is_file():
+        settings = json.loads((folder / TOKENIZER_CONFIG).read_text(encoding="utf-8"))
+    template = settings.get("chat_template")
+    if (folder / "chat_template.jinja").is_file():
+        template = (folder / "chat_template.jinja").read_text(encoding="utf-8")
+
+    def token_id(role: str) -> int | None:
+        token = settings.get(f"{role}_token")
+        token = token.get("content") if isinstance(token, dict) else token
+        return tokenizer.token_to_id(token) if isinstance(token, str) else None
+
+    return ChatTokenizer(tokenizer, template if isinstance(template, str) else None,
+                         {role: token_id(role) for role in ("bos", "eos", "pad")})
+
+
+def load_chat_tokenizer(name_or_path: str | Path) -> ChatTokenizer:
+    """The tokenizer (and chat template) that goes with ``CausalLM.from_pretrained(name_or_path)``: from a GGUF
+    file or short name, or a Hugging Face folder."""
+    from tformer.interop.gguf import is_gguf_source, load_gguf_tokenizer
+
+    if is_gguf_source(name_or_path):
+        return load_gguf_tokenizer(name_or_path)
+    return load_hf_tokenizer(name_or_path)

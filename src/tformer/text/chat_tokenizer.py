@@ -1,9 +1,11 @@
-"""The tokenizer and chat template stored inside a GGUF file, rebuilt with ``tokenizers``; nothing is downloaded.
+"""The tokenizer of a chat model: text <-> token ids with ``tokenizers``, and chat messages -> prompt text with the
+model's Jinja chat template. Nothing is downloaded.
 
-GGUF keeps a byte-level BPE ("gpt2" tokenizer model) as its token list, merges and token types, plus the name of
-the pre-tokenizer its merges were learned with and a Jinja chat template. Control tokens (``<|im_start|>``) are
-special tokens: matched whole in text, dropped when decoding with ``skip_special_tokens``.
-``tformer.interop.gguf.load_gguf_tokenizer("smollm2")`` reads one from a file.
+A GGUF file keeps a byte-level BPE ("gpt2" tokenizer model) as its token list, merges and token types, plus the
+name of the pre-tokenizer its merges were learned with and the chat template: ``from_metadata`` rebuilds it.
+Control tokens (``<|im_start|>``) are special tokens: matched whole in text, dropped when decoding with
+``skip_special_tokens``. Reading files is ``tformer.interop``'s job: ``tformer.interop.gguf.load_gguf_tokenizer``,
+``tformer.interop.hf_causal.load_chat_tokenizer`` (GGUF or a Hugging Face folder).
 """
 
 from __future__ import annotations
