@@ -22,13 +22,14 @@ from tformer.cli import (
     qa,
     search,
     serve,
+    summarize,
     train,
     translate,
 )
 from tformer.errors import TformerError
 
 COMMANDS = [translate, evaluate, train, curves, finetune, finetune_qa, classify, embed, export, attention,
-            plot_positions, serve, index, search, qa, ask]
+            plot_positions, serve, summarize, index, search, qa, ask]
 
 
 def build_parser() -> argparse.ArgumentParser:
