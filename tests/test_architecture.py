@@ -34,7 +34,7 @@ LAYERS: dict[str, set[str]] = {
     "interop": BASE | {"decoding", "models", "nn", "text", "data"},
     "viz": BASE | {"inspect", "decoding", "models", "nn", "text", "data"},
     "training": BASE | {"decoding", "evaluation", "models", "nn", "text", "data"},
-    "retrieval": BASE | {"evaluation", "interop", "models", "nn", "text", "data"},
+    "retrieval": BASE | {"decoding", "evaluation", "interop", "models", "nn", "text", "data"},
     "summarize": BASE | {"decoding", "evaluation", "interop", "models", "nn", "text", "data"},
 }
 # The front doors may import every unit below them: the package's public names (``tformer/__init__.py``, which

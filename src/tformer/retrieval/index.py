@@ -68,7 +68,7 @@ class Encoder:
     """What the index needs from a sentence encoder: a name with a fingerprint, token offsets and embeddings."""
 
     def __init__(self, name: str = "minilm") -> None:
-        from tformer.interop.pretrained import resolve_pretrained
+        from tformer.pretrained import resolve_pretrained
         from tformer.models.pipelines import SentenceEncoder
 
         self.name = name
