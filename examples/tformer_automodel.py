@@ -9,6 +9,7 @@ import tformer
 tokenizer = tformer.Tokenizer.from_pretrained("minilm")
 model = tformer.BertModel.from_pretrained("minilm")
 
-inputs = tokenizer("Transformers are amazing for NLP.")
+sentence = "Transformers are amazing for NLP."
+inputs = tokenizer(sentence, return_tensors='pt')
 outputs = model(**inputs)
-print(outputs.last_hidden_state.shape)
+print(outputs.last_hidden_state.shape)  # (batch_size, sequence_length, hidden_dim)

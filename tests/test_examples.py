@@ -23,3 +23,13 @@ def test_automodel_snippet_prints_the_same_shape_in_both_versions():
     tformer_shape = run_example("tformer_automodel.py")
     assert tformer_shape == "torch.Size([1, 9, 384])"
     assert run_example("hf_automodel.py") == tformer_shape
+
+
+def test_the_fine_tuning_snippet_runs_with_tformer_imports():
+    assert run_example("tformer_finetune_step.py").startswith("Fine-Tuned Model Accuracy: ")
+
+
+def test_the_seed_text_code_runs_with_tformer_imports():
+    source = (EXAMPLES / "tformer_automodel.py").read_text()
+    assert "tokenizer(sentence, return_tensors='pt')" in source and "model(**inputs)" in source
+    assert "transformers" not in source.split('"""')[-1]

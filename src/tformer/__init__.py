@@ -10,6 +10,7 @@ from tformer.models.bert_qa import BertForQuestionAnswering
 from tformer.models.causal_lm import CausalLM, CausalLMConfig
 from tformer.models.pipelines import SentenceEncoder, TextClassifier
 from tformer.models.qa_pipeline import QuestionAnswerer
+from tformer.pipeline import pipeline
 from tformer.text.pretrained import Tokenizer
 
 __version__ = "0.1.0"
@@ -29,4 +30,5 @@ __all__ = [
     "TransformerConfig",
     "Translator",
     "__version__",
+    "pipeline",
 ]

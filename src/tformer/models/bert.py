@@ -130,6 +130,7 @@ class BertModel(nn.Module):
         attention_mask: Tensor | None = None,
         token_type_ids: Tensor | None = None,
         need_weights: bool = False,
+        output_attentions: bool = False,
     ) -> BertOutput:
         """Encode a batch of token ids.
 
@@ -137,7 +138,8 @@ class BertModel(nn.Module):
             input_ids: token ids, starting with [CLS] as the tokenizer makes them.
             attention_mask: 1/True = real token, 0/False = padding. Default: all real.
             token_type_ids: segment of each token (0 = first sentence, 1 = second). Default: all 0.
-            need_weights: also return every layer's attention weights.
+            need_weights: also return every layer's attention weights (``output_attentions`` is the Hugging Face
+                name for the same switch).
         Shapes:
             input_ids, attention_mask, token_type_ids: (batch, seq).
         Returns:
@@ -145,6 +147,7 @@ class BertModel(nn.Module):
             asked for, attentions: per layer (batch, heads, seq, seq).
         """
         check_inputs(input_ids, attention_mask, token_type_ids, self.config)
+        need_weights = need_weights or output_attentions
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         mask = None if attention_mask is None else attention_mask.bool()  # True = real token
@@ -186,25 +189,33 @@ class BertForSequenceClassification(nn.Module):
         token_type_ids: Tensor | None = None,
         labels: Tensor | None = None,
         need_weights: bool = False,
+        output_attentions: bool = False,
     ) -> SequenceClassifierOutput:
         """Class logits for each sequence.
 
         Args:
             input_ids, attention_mask, token_type_ids: as for ``BertModel.forward``, (batch, seq).
             labels: class ids (batch,); when given, the mean cross-entropy is returned as ``loss``.
+            need_weights / output_attentions: also return every layer's attention weights as ``attentions``.
         Returns:
             SequenceClassifierOutput with logits (batch, num_labels).
         """
-        out = self.bert(input_ids, attention_mask, token_type_ids, need_weights)
+        out = self.bert(input_ids, attention_mask, token_type_ids, need_weights or output_attentions)
         logits = self.classifier(self.dropout(out.pooler_output))  # (batch, num_labels)
         loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
         return SequenceClassifierOutput(logits, loss, out.attentions)
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str | Path, labels: list[str] | None = None, strict: bool = True
+        cls, name_or_path: str | Path, labels: list[str] | None = None, strict: bool = True,
+        num_labels: int | None = None,
     ) -> BertForSequenceClassification:
-        """Load a saved classifier, or put a new head (for ``labels``) on a pretrained encoder checkpoint."""
+        """Load a saved classifier, or put a new head (for ``labels``) on a pretrained encoder checkpoint.
+        ``num_labels=N`` (Hugging Face's habit) names the classes LABEL_0 .. LABEL_N-1."""
+        if num_labels is not None:
+            if labels is not None and len(labels) != num_labels:
+                raise ValueError(f"num_labels={num_labels} but {len(labels)} labels given: {labels}")
+            labels = labels or [f"LABEL_{i}" for i in range(num_labels)]
         return load_checkpoint(FAMILY, cls, name_or_path, labels=labels, strict=strict)
 
     def save_pretrained(self, folder: str | Path) -> None:

@@ -60,6 +60,7 @@ class BertForQuestionAnswering(nn.Module):
         start_positions: Tensor | None = None,
         end_positions: Tensor | None = None,
         need_weights: bool = False,
+        output_attentions: bool = False,
     ) -> QuestionAnsweringOutput:
         """Start and end logits of every token.
 
@@ -74,7 +75,7 @@ class BertForQuestionAnswering(nn.Module):
         Returns:
             QuestionAnsweringOutput with start_logits and end_logits (batch, seq).
         """
-        out = self.bert(input_ids, attention_mask, token_type_ids, need_weights)
+        out = self.bert(input_ids, attention_mask, token_type_ids, need_weights or output_attentions)
         logits = self.qa_outputs(out.last_hidden_state)  # (batch, seq, 2)
         start_logits, end_logits = logits.unbind(dim=-1)  # (batch, seq) each
         loss = None

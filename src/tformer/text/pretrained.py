@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ import torch
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordPiece
-from torch import Tensor
 
 from tformer.errors import ModelFolderError
 from tformer.files import read_json
@@ -34,25 +32,26 @@ BERT_SPECIAL = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]"
 UNBOUNDED = 10**9  # tokenizer configs write a huge model_max_length when there is no limit
 
 
-@dataclass
-class TokenizedBatch:
-    """Padded token ids for a batch of texts. Unpacks into a model call: ``model(**batch)``."""
+class BatchEncoding(dict):
+    """Padded token ids for a batch of texts: a dict (``.keys()``, ``.items()``, ``batch["input_ids"]``) with
+    attribute access (``batch.input_ids``), as Hugging Face's ``BatchEncoding``. Unpacks into a model call:
+    ``model(**batch)``.
 
-    input_ids: Tensor  # (batch, seq)
-    attention_mask: Tensor  # (batch, seq), 1 = real token, 0 = padding
-    token_type_ids: Tensor  # (batch, seq), 0 = first text, 1 = second text of a pair
+    Keys: ``input_ids`` (batch, seq); ``attention_mask`` (batch, seq), 1 = real token, 0 = padding;
+    ``token_type_ids`` (batch, seq), 0 = first text, 1 = second text of a pair.
+    """
 
-    def keys(self) -> list[str]:
-        return ["input_ids", "attention_mask", "token_type_ids"]
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(f"BatchEncoding has no {key!r}; it holds {', '.join(self)}") from None
 
-    def __getitem__(self, key: str) -> Tensor:
-        return getattr(self, key)
+    def to(self, device: torch.device | str) -> BatchEncoding:
+        return BatchEncoding({k: v.to(device) for k, v in self.items()})
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.keys())
 
-    def to(self, device: torch.device | str) -> TokenizedBatch:
-        return TokenizedBatch(*(getattr(self, k).to(device) for k in self.keys()))
+TokenizedBatch = BatchEncoding  # the earlier name
 
 
 class Tokenizer:
@@ -112,20 +111,28 @@ class Tokenizer:
         texts: str | Sequence[str],
         text_pair: str | Sequence[str] | None = None,
         padding: bool | str = True,
-        truncation: bool = True,
+        truncation: bool | str = True,
         max_length: int | None = None,
-    ) -> TokenizedBatch:
-        """Tokenize one text or a batch (optionally of pairs) into padded tensors.
+        return_tensors: str | None = "pt",
+    ) -> BatchEncoding:
+        """Tokenize one text or a batch (optionally of pairs) into padded tensors, as Hugging Face tokenizers do.
 
         Args:
             texts: a string or a list of strings.
             text_pair: second texts of sentence pairs (segment 1), one per text.
-            padding: True pads to the longest in the batch, ``"max_length"`` to ``max_length``.
+            padding: True or ``"longest"`` pads to the longest in the batch, ``"max_length"`` to ``max_length``;
+                False or ``"do_not_pad"`` requires texts of one length.
             truncation: cut sequences longer than ``max_length`` (default: the checkpoint's ``model_max_length``);
                 the first time this happens it is said once on stderr.
+            max_length: the length limit for truncation and ``padding="max_length"``.
+            return_tensors: ``"pt"`` (PyTorch tensors; also what None gives) or ``"np"`` (NumPy arrays).
         Returns:
-            TokenizedBatch of (batch, seq) tensors.
+            BatchEncoding of (batch, seq) tensors.
         """
+        if return_tensors not in (None, "pt", "np"):
+            raise ValueError(f"return_tensors must be 'pt' or 'np' (or None for tensors), got {return_tensors!r}")
+        if padding not in (True, False, "longest", "max_length", "do_not_pad"):
+            raise ValueError(f"padding must be True, False, 'longest', 'max_length' or 'do_not_pad', got {padding!r}")
         single = isinstance(texts, str)
         texts = [texts] if single else list(texts)
         if text_pair is not None:
@@ -136,16 +143,17 @@ class Tokenizer:
         else:
             inputs = texts
         limit = max_length if max_length is not None else self.model_max_length
-        if truncation and limit is not None:
+        if truncation not in (False, "do_not_truncate") and limit is not None:
             self._tok.enable_truncation(limit)
         try:
             encodings = self._tok.encode_batch(inputs)
         finally:
             self._tok.no_truncation()
         self._say_truncated(sum(1 for e in encodings if e.overflowing), limit)
-        return self._pad(encodings, padding, limit)
+        batch = self._pad(encodings, padding not in (False, "do_not_pad") and padding, limit)
+        return BatchEncoding({k: v.numpy() for k, v in batch.items()}) if return_tensors == "np" else batch
 
-    def _pad(self, encodings: list[Any], padding: bool | str, limit: int | None) -> TokenizedBatch:
+    def _pad(self, encodings: list[Any], padding: bool | str, limit: int | None) -> BatchEncoding:
         lengths = [len(e.ids) for e in encodings]
         if padding == "max_length" and limit is not None:
             width = max([limit, *lengths])
@@ -161,7 +169,7 @@ class Tokenizer:
             ids[row, :n] = torch.tensor(e.ids, dtype=torch.long)
             mask[row, :n] = 1
             types[row, :n] = torch.tensor(e.type_ids, dtype=torch.long)
-        return TokenizedBatch(ids, mask, types)
+        return BatchEncoding(input_ids=ids, attention_mask=mask, token_type_ids=types)
 
     def _say_truncated(self, count: int, limit: int | None) -> None:
         if count and not self._warned_truncation:
