@@ -41,7 +41,14 @@ def test_gqa_equals_mha_with_repeated_key_value_heads(num_kv_heads):
         mha.in_proj.bias.zero_()
         mha.out_proj.load_state_dict(gqa.out_proj.state_dict())
     x = torch.randn(2, 7, d)
-    torch.testing.assert_close(gqa(x, causal=True).output, mha(x, causal=True).output, atol=1e-5, rtol=1e-5)
+    padding = torch.tensor([[True] * 7, [False, False] + [True] * 5])  # left padding in the second row
+    for mask in (None, padding):
+        for need_weights in (False, True):
+            a = gqa(x, key_padding_mask=mask, causal=True, need_weights=need_weights)
+            b = mha(x, key_padding_mask=mask, causal=True, need_weights=need_weights)
+            torch.testing.assert_close(a.output, b.output, atol=1e-5, rtol=1e-5)
+            if need_weights:
+                torch.testing.assert_close(a.weights, b.weights, atol=1e-6, rtol=1e-5)
 
 
 def test_cache_stores_kv_heads_and_equals_full_recomputation_with_rotary():

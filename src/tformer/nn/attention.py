@@ -130,14 +130,15 @@ class MultiHeadAttention(nn.Module):
         """
         batch, tgt_len, _ = query.shape
         q, k, v = self._project(query, memory, cache, rotary)  # (batch, heads | kv heads, len, head_dim)
-        if self.num_kv_heads != self.num_heads:
-            k, v = repeat_kv_heads(k, self.num_heads), repeat_kv_heads(v, self.num_heads)
         if causal and tgt_len > 1:
             step_mask = causal_mask(tgt_len, k.size(2), device=query.device)
             attn_mask = step_mask if attn_mask is None else attn_mask & step_mask
         mask = combine_masks(key_padding_mask, attn_mask)
         dropout_p = self.dropout if self.training else 0.0
-        out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p, need_weights)
+        if self.num_kv_heads != self.num_heads:
+            out, weights = grouped_query_attention(q, k, v, mask, dropout_p, need_weights)
+        else:
+            out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p, need_weights)
         out = out.transpose(1, 2).reshape(batch, tgt_len, self.d_model)  # (batch, tgt_len, d_model)
         return AttentionOutput(self.out_proj(out), weights)
 
@@ -172,9 +173,26 @@ class MultiHeadAttention(nn.Module):
         return x.view(batch, length, width // self.head_dim, self.head_dim).transpose(1, 2)
 
 
-def repeat_kv_heads(x: Tensor, num_heads: int) -> Tensor:
-    """(batch, kv_heads, len, head_dim) -> (batch, num_heads, len, head_dim): each key/value head repeated for the
-    num_heads / kv_heads query heads of its group (query head h uses key/value head h // group)."""
-    batch, kv_heads, length, head_dim = x.shape
-    group = num_heads // kv_heads
-    return x[:, :, None].expand(batch, kv_heads, group, length, head_dim).reshape(batch, num_heads, length, head_dim)
+
+def grouped_query_attention(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout_p: float = 0.0, need_weights: bool = True
+) -> tuple[Tensor, Tensor | None]:
+    """``scaled_dot_product_attention`` where each key/value head serves a group of query heads (query head h reads
+    key/value head h // group), without copying keys and values: a group's query heads are attended as extra
+    query rows of their key/value head.
+
+    Args:
+        q: (batch, heads, tgt_len, head_dim); k, v: (batch, kv_heads, src_len, head_dim).
+        mask: boolean, broadcastable to (batch, heads, tgt_len, src_len); True = may attend.
+    Returns:
+        output (batch, heads, tgt_len, head_dim) and weights (batch, heads, tgt_len, src_len) or None.
+    """
+    batch, heads, tgt_len, head_dim = q.shape
+    kv_heads = k.size(1)
+    q = q.reshape(batch, kv_heads, heads // kv_heads * tgt_len, head_dim)  # (batch, kv_heads, group * tgt_len, ...)
+    if mask is not None and (mask.size(1) != 1 or mask.size(2) != 1):  # a per-query mask follows its query rows
+        mask = mask.expand(mask.size(0), heads, tgt_len, mask.size(-1)).reshape(mask.size(0), kv_heads, -1,
+                                                                                 mask.size(-1))
+    out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p, need_weights)
+    out = out.view(batch, heads, tgt_len, head_dim)
+    return out, None if weights is None else weights.view(batch, heads, tgt_len, -1)
