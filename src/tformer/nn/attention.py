@@ -194,5 +194,5 @@ def grouped_query_attention(
         mask = mask.expand(mask.size(0), heads, tgt_len, mask.size(-1)).reshape(mask.size(0), kv_heads, -1,
                                                                                  mask.size(-1))
     out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p, need_weights)
-    out = out.view(batch, heads, tgt_len, head_dim)
-    return out, None if weights is None else weights.view(batch, heads, tgt_len, -1)
+    out = out.reshape(batch, heads, tgt_len, head_dim)  # a view unless the kernel returned another layout
+    return out, None if weights is None else weights.reshape(batch, heads, tgt_len, -1)
