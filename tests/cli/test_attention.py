@@ -61,6 +61,13 @@ def test_attention_needs_something_to_do(capsys):
     assert "give --out FILE.png for a picture, or --from-token TOKEN" in capsys.readouterr().err
 
 
+def test_plot_positions_has_a_default_output_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["plot-positions", "--d-model", "16", "--max-len", "10"]) == 0
+    assert capsys.readouterr().out.strip() == "wrote positions.png"
+    assert (tmp_path / "positions.png").is_file()
+
+
 def test_plot_positions(tmp_path, capsys):
     out = tmp_path / "pe.png"
     assert main(["plot-positions", "--out", str(out), "--d-model", "64", "--max-len", "30"]) == 0

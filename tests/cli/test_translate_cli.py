@@ -50,3 +50,14 @@ def test_evaluate_prints_bleu_with_signature(tmp_path, tiny_model_dir):
 def test_every_subcommand_explains_itself(command):
     result = run_cli(command, "--help")
     assert result.returncode == 0 and len(result.stdout) > 300
+
+
+def test_output_writes_the_lines_to_a_file_and_says_so(tiny_model_dir, tmp_path):
+    lines = ["Ein Mann fährt Fahrrad.", "", "Ende."]
+    stdin = ("\n".join(lines) + "\n").encode()
+    printed = run_cli("translate", "--model", str(tiny_model_dir), "--beam", "2", stdin=stdin)
+    out = tmp_path / "en.txt"
+    written = run_cli("translate", "--model", str(tiny_model_dir), "--beam", "2", "--output", str(out), stdin=stdin)
+    assert written.returncode == 0, written.stderr
+    assert written.stdout == b"" and out.read_bytes() == printed.stdout
+    assert f"wrote 3 translations to {out}" in written.stderr.decode()

@@ -29,7 +29,7 @@ def test_translate_returns_what_the_translator_returns(client, translator, beam)
     r = client.post("/translate", json={"text": GERMAN[0], "beam": beam})
     assert r.status_code == 200, r.text
     assert r.json() == {"text": GERMAN[0], "translation": translator.translate([GERMAN[0]], beam)[0], "beam": beam,
-                        "trace": None, "attention": None}
+                        "trace": None, "attention": None, "texts": None, "translations": None}
 
 
 def test_translate_trace_and_attention(client, translator):
@@ -139,7 +139,9 @@ BAD_REQUESTS = [
     ("/translate", {"text": "Hallo", "beam": LIMITS.max_beam + 1}, 422, "beam: Input should be less than or equal"),
     ("/translate", {"text": "Hallo", "trace": "yes"}, 422, "trace: Input should be a valid boolean"),
     ("/translate", {"text": "Hallo", "beam_size": 4}, 422, "beam_size: unknown field"),
-    ("/translate", {}, 422, "text: required field is missing"),
+    ("/translate", {}, 422, "give either text (one sentence) or texts (a list)"),
+    ("/translate", {"text": "Hallo", "texts": ["Hallo"]}, 422, "give either text (one sentence) or texts"),
+    ("/translate", {"texts": ["Hallo"], "trace": True}, 422, "trace and attention are for one sentence"),
     ("/translate", [], 422, "body: expected a JSON object, got an array"),
     ("/classify", {"texts": []}, 422, "texts: List should have at least 1 item"),
     ("/classify", {"texts": "a movie"}, 422, "texts: Input should be a valid list"),
@@ -148,7 +150,7 @@ BAD_REQUESTS = [
     ("/embed", {"texts": ["ok", ""]}, 422, "texts.1: String should have at least 1 character"),
     ("/embed", {"texts": ["ok", TOO_LONG]}, 422, "texts.1: String should have at most"),
     ("/embed", {"text": ["ok"]}, 422, "text: unknown field"),
-    ("/attention", {"text": "the cat", "model": "gpt"}, 422, "model: Input should be 'encoder' or 'translator'"),
+    ("/attention", {"text": "the cat", "model": "gpt"}, 422, "model: Input should be 'auto', 'encoder' or"),
     ("/attention", {"text": " "}, 422, "text: is blank"),
 ]
 
@@ -190,6 +192,21 @@ def test_unknown_paths_and_methods_are_json_errors(client):
     assert client.get("/nowhere").json() == {"error": "Not Found"}
     r = client.get("/translate")
     assert r.status_code == 405 and r.json() == {"error": "Method Not Allowed"}
+
+
+def test_translate_takes_a_batch_of_texts_as_classify_and_embed_do(client, translator):
+    r = client.post("/translate", json={"texts": GERMAN[:3], "beam": 2})
+    assert r.status_code == 200, r.text
+    data = r.json()
+    assert data["texts"] == GERMAN[:3] and data["translations"] == translator.translate(GERMAN[:3], 2)
+    assert data["text"] is None and data["translation"] is None
+
+
+def test_attention_picks_the_translator_for_german_and_says_which_model_it_used(client):
+    german = client.post("/attention", json={"text": "Ein Mann fährt Fahrrad."}).json()
+    assert german["model"] == "translator" and german["translation"]
+    english = client.post("/attention", json={"text": "The cat drank the milk because it was hungry."}).json()
+    assert english["model"] == "encoder" and english["translation"] is None
 
 
 def test_missing_models_answer_503_saying_how_to_get_one(translator):

@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=HELP + " Left: the table PE(pos, dimension) the Transformer adds to its token embeddings. "
         "Right: the dot product of every two positions' encodings, which depends only on their distance.",
     )
-    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--out", default="positions.png", help="PNG file to write (default: %(default)s)")
     p.add_argument("--d-model", type=positive_int, default=512, help="width of the encoding (default: %(default)s)")
     p.add_argument("--max-len", type=positive_int, default=100, help="number of positions drawn (default: %(default)s)")
     p.set_defaults(run=run)

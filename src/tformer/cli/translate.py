@@ -30,6 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive_int, default=32,
                    help="sentences per model call (default: %(default)s)")
     p.add_argument("--input", help="read sentences from this file instead of stdin")
+    p.add_argument("--output", metavar="FILE", help="write the translations to this file (UTF-8, one line per input "
+                   "line) instead of stdout, and say on stderr how many were written")
     p.add_argument("--trace", action="store_true", help="show every decoding step: the chosen token and the "
                    "model's most probable candidates with their probabilities, ending with </s>; with --beam > 1 "
                    "the trace follows the returned translation and its log-probabilities add up to its score")
@@ -50,27 +52,37 @@ def run(args: argparse.Namespace) -> int:
     texts = [text.removeprefix("\ufeff") for text in args.text] or read_input_lines(args.input)
     translator = Translator.from_pretrained(args.model, device=args.device)
     if args.trace or args.json:
-        return run_trace(args, translator, texts)
-    if args.nbest > 1:
+        lines = trace_lines(args, translator, texts)
+    elif args.nbest > 1:
         rows = translator.translate_nbest(texts, max(args.beam, args.nbest), args.nbest, args.length_penalty,
                                           args.batch_size)
-        for row in rows:
-            print("\t".join(f"{text}\t{score:.4f}" for text, score in row))
-        return 0
-    for line in translator.translate(texts, args.beam, args.length_penalty, args.batch_size):
-        print(line)
+        lines = ["\t".join(f"{text}\t{score:.4f}" for text, score in row) for row in rows]
+    else:
+        lines = translator.translate(texts, args.beam, args.length_penalty, args.batch_size)
+    write_lines(lines, args.output, f"{len(texts)} translation{'' if len(texts) == 1 else 's'}")
     return 0
 
 
-def run_trace(args: argparse.Namespace, translator: Translator, texts: list[str]) -> int:
+def write_lines(lines: list[str], output: str | None, what: str) -> None:
+    """Print the lines, or write them to ``output`` (atomically) and say so on stderr."""
+    if output is None:
+        for line in lines:
+            print(line)
+        return
+    import sys
+
+    from tformer.files import write_text_atomic
+
+    write_text_atomic(output, "".join(line + "\n" for line in lines))
+    print(f"wrote {what} to {output}", file=sys.stderr)
+
+
+def trace_lines(args: argparse.Namespace, translator: Translator, texts: list[str]) -> list[str]:
     import json
 
     from tformer.inspect.trace import format_trace, trace_translations
 
     traces = trace_translations(translator, texts, args.beam, args.top_k, args.length_penalty)
-    for i, trace in enumerate(traces):
-        if args.json:
-            print(json.dumps(trace.to_dict(), ensure_ascii=False))
-        else:
-            print(("\n" if i else "") + format_trace(trace))
-    return 0
+    if args.json:
+        return [json.dumps(trace.to_dict(), ensure_ascii=False) for trace in traces]
+    return [("\n" if i else "") + format_trace(trace) for i, trace in enumerate(traces)]

@@ -165,7 +165,7 @@ def encoder_attention_maps(
 
 def encoder_attention(model: BertModel, tokenizer: Tokenizer, text: str) -> AttentionMaps:
     """Self-attention of a BERT-style encoder on one text, [CLS] and [SEP] included."""
-    batch = tokenizer(text)  # (1, seq)
+    batch = tokenizer(text).to(next(model.parameters()).device)  # (1, seq), where the model is
     with torch.inference_mode():
         out = model(batch.input_ids, batch.attention_mask, batch.token_type_ids, need_weights=True)
     labels = tokenizer.tokens(text)

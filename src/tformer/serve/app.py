@@ -37,6 +37,7 @@ from tformer.serve.schemas import (
     TranslateResponse,
     request_models,
 )
+from tformer.text.language import looks_german
 
 DESCRIPTION = """German → English translation with a Transformer, and a look inside it: decoding steps with the
 model's top candidates, and attention weights of every layer and head. Also sentence embeddings and text
@@ -117,9 +118,13 @@ def add_routes(app: FastAPI, models: ServedModels, batcher: DynamicBatcher, limi
 
     @app.post("/translate", response_model=TranslateResponse, responses=ERRORS, summary="Translate German to English")
     async def translate(request: requests.Translate) -> dict[str, Any]:
-        """One sentence; with `trace` the decoding steps, with `attention` the cross-attention of every layer and
-        head (rows: generated tokens, ending with `</s>`; columns: source tokens, ending with `</s>`)."""
+        """One sentence (`text`), or several (`texts`, translated in one batch as /classify and /embed take them);
+        with `trace` the decoding steps, with `attention` the cross-attention of every layer and head (rows:
+        generated tokens, ending with `</s>`; columns: source tokens, ending with `</s>`)."""
         key = ("translate", request.beam, request.trace, request.attention)
+        if request.texts is not None:
+            results = await call(key, request.texts)
+            return {"texts": request.texts, "translations": [r["translation"] for r in results], "beam": request.beam}
         [result] = await call(key, [request.text])
         return {"text": request.text, "beam": request.beam, **result}
 
@@ -138,10 +143,14 @@ def add_routes(app: FastAPI, models: ServedModels, batcher: DynamicBatcher, limi
 
     @app.post("/attention", response_model=AttentionResponse, responses=ERRORS, summary="Attention weights")
     async def attention(request: requests.Attention) -> dict[str, Any]:
-        """Every layer's and head's attention on one text, with a label for every token."""
-        name = loaded("encoder" if request.model == "encoder" else "translator")
-        [result] = await call(("attention", request.model), [request.text])
-        return {"model": request.model, "name": name, "text": request.text, **result}
+        """Every layer's and head's attention on one text, with a label for every token. `model` "auto" (the
+        default) takes the translator for German text and the encoder otherwise; the answer's `model` says which."""
+        model = request.model
+        if model == "auto":
+            model = "translator" if looks_german(request.text) else "encoder"
+        name = loaded(model)
+        [result] = await call(("attention", model), [request.text])
+        return {"model": model, "name": name, "text": request.text, **result}
 
     @app.get("/health", response_model=HealthResponse, summary="Models, versions and load")
     async def health() -> dict[str, Any]:

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 
 @dataclass
@@ -63,11 +63,22 @@ def request_models(limits: ServeLimits) -> SimpleNamespace:
     texts_field = Annotated[list[text_field], Field(min_length=1, max_length=limits.max_batch_size)]
 
     class TranslateRequest(Request):
-        text: text_field = Field(description="a German sentence", examples=["Ein Mann fährt Fahrrad."])
+        text: text_field | None = Field(None, description="a German sentence (or give texts)",
+                                        examples=["Ein Mann fährt Fahrrad."])
+        texts: texts_field | None = Field(None, description="several German sentences, translated in one batch "
+                                          "(instead of text)", examples=[["Ein Mann fährt Fahrrad.", "Guten Tag."]])
         beam: int = Field(4, ge=1, le=limits.max_beam, description="beam size; 1 = greedy")
         trace: bool = Field(False, description="also return every decoding step with the top candidates")
         attention: bool = Field(False, description="also return the cross-attention (target × source) of every "
                                 "layer and head")
+
+        @model_validator(mode="after")
+        def one_of_text_and_texts(self) -> "TranslateRequest":
+            if (self.text is None) == (self.texts is None):
+                raise ValueError("give either text (one sentence) or texts (a list), not both or neither")
+            if self.texts is not None and (self.trace or self.attention):
+                raise ValueError("trace and attention are for one sentence: send text, not texts")
+            return self
 
     class ClassifyRequest(Request):
         texts: texts_field = Field(examples=[["a lovely film", "dull and far too long"]])
@@ -77,9 +88,10 @@ def request_models(limits: ServeLimits) -> SimpleNamespace:
 
     class AttentionRequest(Request):
         text: text_field = Field(examples=["The cat drank the milk because it was hungry."])
-        model: Literal["encoder", "translator"] = Field(
-            "encoder", description="encoder: the English sentence encoder's self-attention; translator: translate "
-            "the (German) text and return the encoder, decoder and cross attention of its translation")
+        model: Literal["auto", "encoder", "translator"] = Field(
+            "auto", description="encoder: the English sentence encoder's self-attention; translator: translate "
+            "the (German) text and return the encoder, decoder and cross attention of its translation; auto (the "
+            "default): translator for German text, else encoder. The answer's model says which was used")
 
     return SimpleNamespace(Translate=TranslateRequest, Classify=ClassifyRequest, Embed=EmbedRequest,
                            Attention=AttentionRequest)
@@ -122,8 +134,10 @@ class Trace(BaseModel):
 
 
 class TranslateResponse(BaseModel):
-    text: str
-    translation: str
+    text: str | None = Field(None, description="the sentence sent as text")
+    translation: str | None = Field(None, description="its translation")
+    texts: list[str] | None = Field(None, description="the sentences sent as texts")
+    translations: list[str] | None = Field(None, description="one translation per text, in order")
     beam: int
     trace: Trace | None = None
     attention: AttentionMap | None = Field(None, description="cross-attention: generated tokens × source tokens")
