@@ -24,12 +24,13 @@ from tformer.cli import (
     serve,
     summarize,
     train,
+    train_lm,
     translate,
 )
 from tformer.errors import TformerError
 
 COMMANDS = [translate, evaluate, train, curves, finetune, finetune_qa, classify, embed, export, attention,
-            plot_positions, serve, summarize, index, search, qa, ask]
+            plot_positions, serve, summarize, index, search, qa, ask, train_lm]
 
 
 def build_parser() -> argparse.ArgumentParser:

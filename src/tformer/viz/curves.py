@@ -36,3 +36,22 @@ def plot_training_curves(metrics_path: str | Path, out_png: str | Path) -> Path:
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
     return out_png
+
+
+def plot_loss_curves(metrics_path: str | Path, out_png: str | Path, unit: str = "nats per token") -> Path:
+    """One panel from ``metrics.jsonl``: training and validation loss against updates (language models)."""
+    rows = read_metrics(metrics_path)
+    train = [r for r in rows if r.get("kind") == "train"]
+    evals = [r for r in rows if r.get("kind") == "eval"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if train:
+        ax.plot([r["step"] for r in train], [r["loss"] for r in train], label="train", alpha=0.7)
+    if evals:
+        ax.plot([r["step"] for r in evals], [r["val_loss"] for r in evals], "o-", label="validation")
+    ax.set(title="Cross-entropy", xlabel="update", ylabel=unit)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return Path(out_png)

@@ -1,0 +1,117 @@
+"""The language-model trainer (training/lm.py): the schedule's shape, data order as a function of the step, exact
+resume, learning on a tiny text, the recipe file of the bundled model, and the command line."""
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tformer.cli.main import main
+from tformer.errors import ConfigError
+from tformer.models.causal_lm import CausalLM
+from tformer.training.lm import LMRecipe, LMTrainer, cosine_lr_factor
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def text_root(tmp_path_factory):
+    """A data folder holding a small, very regular text (a model learns it in a few dozen updates)."""
+    root = tmp_path_factory.mktemp("lmdata")
+    lines = [f"{name}: the {word} is {word}.\n" for name in ("ANNA", "BEN", "CLEO") for word in ("sun", "moon", "sea")]
+    (root / "tiny.txt").write_text("".join(lines) * 60, encoding="utf-8")
+    return root
+
+
+def recipe(root, **train) -> LMRecipe:
+    return LMRecipe.from_dict({
+        "model": {"d_model": 24, "num_layers": 2, "num_heads": 3, "d_ff": 40, "max_len": 17, "dropout": 0.1},
+        "data": {"root": str(root), "corpus": "tiny.txt"},
+        "train": {"batch_size": 8, "warmup_steps": 3, "max_steps": 6, "eval_every": 3, "threads": 1,
+                  "peak_lr": 3e-3, **train},
+    })
+
+
+def test_cosine_schedule_warms_up_then_decays_to_its_floor():
+    warm = [cosine_lr_factor(0.0, s, 10, 0.1) for s in range(10)]
+    assert warm == pytest.approx([(s + 1) / 10 for s in range(10)])
+    after = [cosine_lr_factor(p / 20, 10, 10, 0.1) for p in range(21)]
+    assert after[0] == pytest.approx(1.0) and after[-1] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(after, after[1:]))
+    assert after[10] == pytest.approx(0.1 + 0.9 * 0.5)  # half way: half way between peak and floor
+
+
+def test_recipe_needs_an_end_and_known_tables(text_root):
+    with pytest.raises(ConfigError, match="max_steps or train.max_minutes"):
+        recipe(text_root, max_steps=0)
+    with pytest.raises(ConfigError, match="unknown table"):
+        LMRecipe.from_dict({"tokenizer": {}})
+
+
+def test_bundled_recipe_parses():
+    r = LMRecipe.from_file(REPO / "recipes" / "shakespeare_char.toml")
+    assert r.data.corpus == "tinyshakespeare/input.txt" and r.data.validation_fraction == 0.1
+    assert r.train.max_minutes > 0
+
+
+def test_batches_depend_on_seed_and_step_only(text_root, tmp_path):
+    trainer = LMTrainer(recipe(text_root), tmp_path / "a", progress=False)
+    x3, y3 = trainer.batch(3)
+    assert torch.equal(x3, trainer.batch(3)[0]) and not torch.equal(x3, trainer.batch(4)[0])
+    assert torch.equal(x3[:, 1:], y3[:, :-1])  # targets are the inputs shifted by one character
+    trainer.lock.release()
+    other = LMTrainer(recipe(text_root), tmp_path / "b", progress=False)
+    assert torch.equal(other.batch(3)[0], x3)
+    other.lock.release()
+
+
+def test_split_is_the_first_ninety_percent(text_root, tmp_path):
+    trainer = LMTrainer(recipe(text_root), tmp_path / "run", progress=False)
+    text = (text_root / "tiny.txt").read_text()
+    cut = int(len(text) * 0.9)
+    assert trainer.tokenizer.decode(trainer.train_ids.tolist()) == text[:cut]
+    assert trainer.tokenizer.decode(trainer.val_ids.tolist()) == text[cut:]
+    trainer.lock.release()
+
+
+def test_resume_continues_exactly(text_root, tmp_path):
+    whole = tmp_path / "whole"
+    LMTrainer(recipe(text_root), whole, progress=False).train()
+    resumed = tmp_path / "resumed"
+    shutil.copytree(whole, resumed)
+    for name in ("best", "final", "checkpoints/step-00000006"):  # as if killed right after update 3's checkpoint
+        shutil.rmtree(resumed / name)
+    LMTrainer(recipe(text_root), resumed, resume=True, progress=False).train()
+    a = load_file(str(whole / "checkpoints" / "step-00000006" / "model.safetensors"))
+    b = load_file(str(resumed / "checkpoints" / "step-00000006" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_tiny_model_learns_the_text(text_root, tmp_path):
+    out = tmp_path / "learn"
+    final = LMTrainer(recipe(text_root, max_steps=80, eval_every=40), out, progress=False).train()
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    loss = [r["val_loss"] for r in rows if r["kind"] == "final"][-1]
+    vocab = CausalLM.from_pretrained(final).config.vocab_size
+    assert loss < 0.5 * math.log(vocab)  # well below a uniform guess over the characters
+    assert (out / "samples.txt").read_text().count("---") == 3
+
+
+def test_command_line_writes_model_curves_and_samples(text_root, tmp_path, capsys):
+    config = tmp_path / "r.toml"
+    config.write_text(
+        '[model]\nd_model = 24\nnum_layers = 1\nnum_heads = 3\nd_ff = 40\nmax_len = 17\n'
+        '[data]\ncorpus = "tiny.txt"\n[train]\nbatch_size = 4\nmax_steps = 4\neval_every = 2\nwarmup_steps = 2\n'
+        'threads = 1\n'
+    )
+    out = tmp_path / "cli"
+    assert main(["train-lm", "--config", str(config), "--out", str(out), "--data", str(text_root),
+                 "--no-progress"]) == 0
+    assert Path(capsys.readouterr().out.strip()) == out / "final"
+    for name in ("final/model.safetensors", "final/tokenizer.json", "curves.png", "samples.txt", "metrics.jsonl"):
+        assert (out / name).is_file(), name
+    assert main(["train-lm", "--config", str(config), "--out", str(out), "--data", str(text_root)]) == 1  # no --resume
