@@ -196,3 +196,16 @@ def test_tiny_model_learns_to_copy(style):
             out = torch.cat([out, step], 1)
     accuracy = (out[:, n + 1:] == x).float().mean().item()
     assert accuracy > 0.9, f"copied {accuracy:.0%} of tokens (loss {loss.item():.3f})"
+
+
+def test_int8_copy_stays_close_to_float():
+    from tformer.models.causal_lm import quantize_int8
+
+    model = CausalLM(llama_style(d_model=48, num_heads=6, num_kv_heads=3, tie_embeddings=True)).eval()
+    quantized = quantize_int8(model)
+    x = tokens(3, 10)
+    with torch.no_grad():
+        exact, approx = model(x), quantized(x)
+    assert (approx - exact).abs().max() < 0.05 * exact.abs().max()
+    assert (approx.argmax(-1) == exact.argmax(-1)).float().mean() > 0.9
+    assert model.output.weight is model.embed.weight  # the float model is untouched

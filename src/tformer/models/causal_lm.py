@@ -25,6 +25,7 @@ from tformer.nn.dropout import Dropout
 from tformer.nn.feedforward import ACTIVATIONS
 from tformer.nn.linear import Linear
 from tformer.nn.masks import without_trivial_mask
+from tformer.nn.quantized import Int8Linear, quantize_linear_layers
 from tformer.nn.rmsnorm import RMSNorm
 from tformer.nn.rotary import RotaryEmbedding
 from tformer.nn.swiglu import SwiGLUFeedForward
@@ -380,3 +381,15 @@ def empty_causal_lm(config: CausalLMConfig) -> CausalLM:
     if config.tie_embeddings:
         model.output.weight = model.embed.weight
     return model
+
+
+def quantize_int8(model: CausalLM) -> CausalLM:
+    """An inference-only copy of ``model`` (CPU, eval mode) whose linear layers and output projection keep their
+    weights in int8 (one scale per output row; ``tformer.nn.quantized``): a quarter of the bytes that decoding one
+    token at a time must read. Embeddings and norms stay float32; a tied output projection gets its own int8 copy."""
+    copy = empty_causal_lm(model.config)
+    copy.load_state_dict(model.state_dict())
+    copy.eval()
+    quantize_linear_layers(copy.layers)
+    copy.output = Int8Linear(model.output.weight.float(), None)  # type: ignore[assignment]
+    return copy
