@@ -44,7 +44,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--qa", help="QA model folder: also re-rank with it and score open-book answers")
     ap.add_argument("--candidates", type=int, default=50, help="candidates from each retriever before fusion")
-    ap.add_argument("--rerank", type=int, default=10, help="fused candidates the QA model re-reads")
+    ap.add_argument("--rerank", type=int, default=5, help="fused candidates the QA model re-reads")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", help="also write the figures as JSON here")
     args = ap.parse_args()

@@ -20,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("question", help="the question")
     p.add_argument("--model", default="squad", help="QA model folder, or 'squad' for the bundled MiniLM "
                    "fine-tuned on SQuAD (default: %(default)s)")
-    p.add_argument("--passages", type=int, default=10, help="passages retrieved and read (default: %(default)s)")
+    p.add_argument("--passages", type=int, default=5, help="passages retrieved and read (default: %(default)s)")
     p.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid", help="retrieval (default: "
                    "%(default)s)")
     p.add_argument("--top-k", type=int, default=1, help="answers to show (default: %(default)s)")

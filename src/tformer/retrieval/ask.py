@@ -24,7 +24,7 @@ class Answer:
         return self.passage.start + self.start, self.passage.start + self.end
 
 
-def ask(index: PassageIndex, reader: QuestionAnswerer, question: str, passages: int = 10, mode: str = "hybrid",
+def ask(index: PassageIndex, reader: QuestionAnswerer, question: str, passages: int = 5, mode: str = "hybrid",
         top_k: int = 1) -> tuple[list[Answer], list[Hit]]:
     """The ``top_k`` best answers to ``question`` over the ``passages`` best retrieved passages, and those passages.
 

@@ -107,7 +107,7 @@ def add_qa_routes(app: FastAPI, qa: QAService | None, limits: ServeLimits) -> No
         documents: list[document_field] | None = Field(
             None, max_length=limits.max_batch_size, description="texts to find the answer in; without them the "
             "server's index is searched")
-        passages: int = Field(10, ge=1, le=50, description="passages retrieved from the index and read")
+        passages: int = Field(5, ge=1, le=50, description="passages retrieved from the index and read")
         top_k: int = Field(1, ge=1, le=10, description="answers to return, best first")
 
     def need(what: str) -> QAService:
