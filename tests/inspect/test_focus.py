@@ -55,3 +55,64 @@ def test_heads_of_different_models_cannot_be_compared():
     small = AttentionMaps(torch.rand(1, 3, 12, 12), TOKENS, TOKENS, "self")
     with pytest.raises(ValueError, match="different layers or heads"):
         changed_heads(focus(small, "it"), focus(maps_with({}), "it"))
+
+
+def test_select_keeps_one_layer_one_head_or_both():
+    heads = focus(maps_with({}), "it")
+    from tformer.inspect.focus import select
+
+    assert [(h.layer, h.head) for h in select(heads, layer=2)] == [(2, 1), (2, 2), (2, 3)]
+    assert [(h.layer, h.head) for h in select(heads, head=3)] == [(1, 3), (2, 3)]
+    assert [(h.layer, h.head) for h in select(heads, 1, 2)] == [(1, 2)]
+
+
+def test_heads_that_switch_between_the_claimed_words_rank_first_and_the_claim_is_checked():
+    from tformer.inspect.focus import claim_report, rank_heads
+
+    hungry = maps_with({(1, 2): {"cat": 0.7, "milk": 0.1, "[SEP]": 0.2}, (2, 1): {"cat": 0.5, "milk": 0.4},
+                        (2, 3): {"milk": 0.6, "cat": 0.3}})
+    sweet = maps_with({(1, 2): {"cat": 0.1, "milk": 0.7, "[SEP]": 0.2}, (2, 1): {"cat": 0.5, "milk": 0.4},
+                       (2, 3): {"milk": 0.6, "cat": 0.3}})
+    ranks = rank_heads([hungry, sweet], "it", ["cat", "milk"])
+    assert (ranks[0].layer, ranks[0].head) == (1, 2)
+    assert ranks[0].score == pytest.approx(((0.7 - 0.1) + (0.7 - 0.1)) / 2)
+    assert [a[1] for a in ranks[0].attended] == ["cat", "milk"] and ranks[0].target_weights == pytest.approx([0.7, 0.7])
+    # heads treating "it" the same in both sentences tell nothing: score 0 for the uniform ones and (2, 1)
+    assert {(r.layer, r.head): r.score for r in ranks}[(2, 1)] == pytest.approx(0.1 - 0.1, abs=1e-6)
+    report = claim_report(ranks, "it", ["cat", "milk"])
+    assert report[0].startswith("sentence 1: 2 of 6 heads link 'it' most strongly to 'cat'; the strongest is layer 1")
+    assert report[1].startswith("sentence 2: 2 of 6 heads link 'it' most strongly to 'milk'")
+    assert report[2] == "1 head follow the claim in every sentence: layer 1 head 2"
+    only_layer_2 = rank_heads([hungry, sweet], "it", ["cat", "milk"], layer=2)
+    assert sorted((r.layer, r.head) for r in only_layer_2) == [(2, 1), (2, 2), (2, 3)]
+
+
+def test_without_targets_heads_rank_by_how_far_apart_the_two_rows_are():
+    from tformer.inspect.focus import rank_heads
+
+    a = maps_with({(2, 2): {"cat": 1.0}})
+    b = maps_with({(2, 2): {"milk": 1.0}})
+    ranks = rank_heads([a, b], "it")
+    assert (ranks[0].layer, ranks[0].head) == (2, 2) and ranks[0].score == pytest.approx(1.0)
+    assert all(r.score == pytest.approx(0.0, abs=1e-6) for r in ranks[1:])
+
+
+def test_when_no_head_makes_the_link_it_is_said_plainly():
+    from tformer.inspect.focus import claim_report, rank_heads
+
+    maps = maps_with({(1, 1): {"milk": 0.8, "cat": 0.05}, (2, 2): {"hungry": 0.6, "cat": 0.1}})
+    ranks = rank_heads([maps], "it", ["cat"])
+    assert (ranks[0].layer, ranks[0].head) == (2, 2)  # the most weight on the claimed word
+    [line] = claim_report(ranks, "it", ["cat"])
+    assert line.startswith("sentence 1: no head links 'it' most strongly to 'cat', as the text claims; the most "
+                           "weight any head gives 'cat' is")
+
+
+def test_presets_name_words_of_their_own_sentences():
+    from tformer.inspect.focus import PRESETS
+
+    for preset in PRESETS.values():
+        assert len(preset.targets) == len(preset.sentences)
+        for sentence, target in zip(preset.sentences, preset.targets):
+            words = sentence.lower().replace(".", " ").replace(",", " ").split()
+            assert preset.token in words and target in words

@@ -93,6 +93,10 @@ def test_translate_and_see_attention_in_a_real_browser(page_models, browser):
         assert page.locator("#enc-heatmap .cell").count() == len(tokens) ** 2
         assert page.locator("#focus-grid .fc").count() == encoded["layers"] * encoded["heads"]
         assert page.text_content("#focus-title") == "What “it” attends to, in every head"
+        assert " heads link “it” most strongly to “cat” (outlined); shown: layer " in page.text_content("#focus-claim")
+        page.click("#preset-country")  # the text's other examples are presets too
+        page.wait_for_function("document.querySelector('#focus-title').textContent.includes('country')")
+        assert "most strongly to “france”" in page.text_content("#focus-claim")
 
         page.mouse.move(0, 0)
         ARTIFACTS.mkdir(exist_ok=True)

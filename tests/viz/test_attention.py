@@ -75,3 +75,30 @@ def test_layer_or_head_out_of_range_names_the_valid_range():
         attention_figure(cross_maps(), layer=3)
     with pytest.raises(ValueError, match="head 4 is out of range: this model has 3 heads, numbered 1 to 3"):
         attention_figure(cross_maps(), head=4)
+
+
+def test_focus_figure_draws_the_telling_heads_with_the_row_and_the_attended_word_marked():
+    from tformer.inspect.focus import rank_heads
+    from tformer.viz.attention import MARK, TARGET, focus_figure
+
+    tokens = ["[CLS]", "the", "cat", "drank", "milk", "because", "it", "was", "hungry", "[SEP]"]
+    torch.manual_seed(0)
+    sentences = [AttentionMaps(torch.rand(2, 3, 10, 10).softmax(-1), tokens, tokens, "self", "s1"),
+                 AttentionMaps(torch.rand(2, 3, 10, 10).softmax(-1), tokens, tokens, "self", "s2")]
+    ranks = rank_heads(sentences, "it", ["cat", "milk"])
+    fig = focus_figure(sentences, "it", ranks, heads=2, targets=["cat", "milk"], notes=["a note"])
+    drawn = images(fig)
+    assert len(drawn) == 4  # 2 sentences x 2 heads
+    for i, (title, array, _, _) in enumerate(drawn):
+        rank = ranks[i % 2]
+        assert title.startswith(f"layer {rank.layer}, head {rank.head}: it -> ")
+        np.testing.assert_allclose(array, sentences[i // 2].head(rank.layer, rank.head).numpy())
+        ax = [a for a in fig.axes if a.images][i]
+        column = rank.attended[i // 2][0]
+        assert ax.get_xticklabels()[column].get_color() == MARK
+        assert ax.get_yticklabels()[tokens.index("it")].get_color() == MARK
+        target = tokens.index(["cat", "milk"][i // 2])
+        if target != column:
+            assert ax.get_xticklabels()[target].get_color() == TARGET
+        assert len(ax.patches) == 2  # the row and the attended cell
+    plt.close(fig)

@@ -15,8 +15,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
 
 from tformer.inspect.attention import AttentionMaps  # noqa: E402
+from tformer.inspect.focus import HeadRank  # noqa: E402
+
+MARK = "#d62728"  # the query word's row and the word it attends to most
+TARGET = "#2ca02c"  # the word the text says it should link to
 
 
 def panels(maps: AttentionMaps, layer: int | None = None, head: int | None = None) -> list[tuple[int, int]]:
@@ -78,6 +83,69 @@ def plot_attention(maps: AttentionMaps, out_png: str | Path, layer: int | None =
                    dpi: int = 100) -> Path:
     """Draw ``attention_figure`` into a PNG file and return its path."""
     fig = attention_figure(maps, layer, head)
+    out_png = Path(out_png)
+    fig.savefig(out_png, dpi=dpi)
+    plt.close(fig)
+    return out_png
+
+
+def focus_figure(sentences: list[AttentionMaps], token: str, ranks: list[HeadRank], heads: int = 3,
+                 targets: tuple[str, ...] | list[str] | None = None, notes: list[str] | None = None) -> Figure:
+    """The ``heads`` most telling heads of ``rank_heads``, large: one row of panels per sentence, one column per head.
+
+    In each panel the row of ``token`` is outlined, the cell of the word it attends to most is boxed and that word's
+    label is red; the target word (when given) is green. ``notes`` (e.g. ``claim_report``) go under the panels.
+    """
+    chosen = ranks[:heads]
+    rows, cols = len(sentences), len(chosen)
+    cell = 0.3  # inches per token
+    n_max = max(len(m.key_tokens) for m in sentences)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(3.2, cell * n_max + 1.2) * cols + 1.0,
+                                                  max(3.0, cell * n_max + 1.4) * rows + 1.2 + 0.25 * len(notes or [])),
+                             squeeze=False, layout="constrained")
+    for i, maps in enumerate(sentences):
+        for k, rank in enumerate(chosen):
+            _focus_panel(axes[i, k], maps, rank, i, targets[i] if targets else None)
+            if k == 0:
+                axes[i, k].set_ylabel(textwrap.shorten(f"sentence {i + 1}: {maps.text}", 70, placeholder=" ..."),
+                                      fontsize=9)
+    fig.suptitle(f"What {token!r} attends to, in the {_count(cols, 'head')} that tell most about it "
+                 f"(red: the {token!r} row and the word it attends to most" + (", green: the word the text names"
+                                                                                 if targets else "") + ")")
+    if notes:
+        fig.supxlabel("\n".join(notes), fontsize=9)
+    return fig
+
+
+def _focus_panel(ax, maps: AttentionMaps, rank: HeadRank, sentence: int, target: str | None) -> None:
+    weights = maps.head(rank.layer, rank.head).numpy()
+    row = rank.rows[sentence]
+    column, word, weight = rank.attended[sentence]
+    ax.imshow(weights, cmap="Blues", vmin=0.0, vmax=1.0, aspect="equal")
+    n_q, n_k = weights.shape
+    ax.add_patch(Rectangle((-0.5, row - 0.5), n_k, 1, fill=False, edgecolor=MARK, linewidth=2))
+    ax.add_patch(Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, edgecolor=MARK, linewidth=3))
+    ax.set_xticks(range(n_k), maps.key_tokens, rotation=90, fontsize=8)
+    ax.set_yticks(range(n_q), maps.query_tokens, fontsize=8)
+    wanted = target.lower().removeprefix("##") if target else None
+    for j, label in enumerate(ax.get_xticklabels()):
+        if j == column:
+            label.set_color(MARK)
+            label.set_fontweight("bold")
+        elif wanted is not None and maps.key_tokens[j].lower().removeprefix("##") == wanted:
+            label.set_color(TARGET)
+            label.set_fontweight("bold")
+    ax.get_yticklabels()[row].set_color(MARK)
+    ax.get_yticklabels()[row].set_fontweight("bold")
+    ax.set_title(f"layer {rank.layer}, head {rank.head}: {maps.query_tokens[row]} -> {word} {weight:.2f}",
+                 fontsize=10)
+
+
+def plot_focus(sentences: list[AttentionMaps], token: str, ranks: list[HeadRank], out_png: str | Path,
+               heads: int = 3, targets: tuple[str, ...] | list[str] | None = None, notes: list[str] | None = None,
+               dpi: int = 100) -> Path:
+    """Draw ``focus_figure`` into a PNG file and return its path."""
+    fig = focus_figure(sentences, token, ranks, heads, targets, notes)
     out_png = Path(out_png)
     fig.savefig(out_png, dpi=dpi)
     plt.close(fig)
