@@ -48,7 +48,7 @@ class QAService:
         with self._lock:
             if documents:
                 spans = self.reader.answer(question, documents, top_k=top_k)
-                answers = [{"answer": s.text, "score": s.score, "source": f"document {s.context}",
+                answers = [{"answer": s.text, "score": s.score, "source": f"document {s.context + 1}",
                             "passage": documents[s.context], "start": s.start, "end": s.end} for s in spans]
                 return {"question": question, "answers": answers}
             found, _ = ask(self._open_index(), self.reader, question, passages, top_k=top_k)
