@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from tformer.cli.numbers import positive_int
+
 HELP = "Answer a question from an index made by `tformer index`: retrieve passages, then find the answer in them."
 
 
@@ -20,16 +22,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("question", help="the question")
     p.add_argument("--model", default="squad", help="QA model folder, or 'squad' for the bundled MiniLM "
                    "fine-tuned on SQuAD (default: %(default)s)")
-    p.add_argument("--passages", type=int, default=5, help="passages retrieved and read (default: %(default)s)")
+    p.add_argument("--passages", type=positive_int, default=5,
+                   help="passages retrieved and read (default: %(default)s)")
     p.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid", help="retrieval (default: "
                    "%(default)s)")
-    p.add_argument("--top-k", type=int, default=1, help="answers to show (default: %(default)s)")
+    p.add_argument("--top-k", type=positive_int, default=1, help="answers to show (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="one JSON object per answer")
     p.add_argument("--generate", action="store_true", help="instead of a span, let the chat model (default "
                    "SmolLM2-135M-Instruct) write a reply from the retrieved passages, told to use only them and to "
                    "cite them as [1], [2], ...; the sources are listed after it")
     p.add_argument("--chat-model", default="smollm2", help="chat model for --generate (default: %(default)s)")
-    p.add_argument("--max-new-tokens", type=int, default=200, help="longest reply for --generate (default: "
+    p.add_argument("--max-new-tokens", type=positive_int, default=200, help="longest reply for --generate (default: "
                    "%(default)s)")
     p.set_defaults(run=run)
 

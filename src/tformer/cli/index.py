@@ -6,6 +6,8 @@ import argparse
 import sys
 import time
 
+from tformer.cli.numbers import non_negative_int, positive_int
+
 HELP = "Build or update a passage index of your documents for `tformer search` and `tformer ask`."
 
 
@@ -27,13 +29,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "%(default)s = sentence-transformers/all-MiniLM-L6-v2)")
     p.add_argument("--hnsw", action="store_true", help="approximate nearest-neighbour search (HNSW graph) instead "
                    "of exact search: for collections of hundreds of thousands of passages")
-    p.add_argument("--max-tokens", type=int, help="tokens per passage (default: the encoder's window, 254 for "
+    p.add_argument("--max-tokens", type=positive_int, help="tokens per passage (default: the encoder's window, 254 for "
                    "MiniLM)")
-    p.add_argument("--overlap", type=int, default=1, help="sentences repeated between consecutive passages "
+    p.add_argument("--overlap", type=non_negative_int, default=1,
+                   help="sentences repeated between consecutive passages "
                    "(default: %(default)s)")
     p.add_argument("--remove", nargs="+", default=[], metavar="SOURCE", help="also remove these sources (as "
                    "listed by `tformer search`) from the index")
-    p.add_argument("--batch-size", type=int, default=32, help="passages per encoder call (default: %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=32,
+                   help="passages per encoder call (default: %(default)s)")
     p.set_defaults(run=run)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from tformer.cli.numbers import positive_int
+
 HELP = "Answer a question with the exact words of a text (the best span found by a fine-tuned BERT reader)."
 
 
@@ -21,8 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "stdin)")
     p.add_argument("--model", default="squad", help="QA model folder, or 'squad' for the bundled MiniLM "
                    "fine-tuned on SQuAD (default: %(default)s)")
-    p.add_argument("--top-k", type=int, default=1, help="answers to show, best first (default: %(default)s)")
-    p.add_argument("--max-answer-length", type=int, default=30, help="longest answer in tokens (default: "
+    p.add_argument("--top-k", type=positive_int, default=1, help="answers to show, best first (default: %(default)s)")
+    p.add_argument("--max-answer-length", type=positive_int, default=30, help="longest answer in tokens (default: "
                    "%(default)s)")
     p.add_argument("--json", action="store_true", help="one JSON object per answer")
     p.set_defaults(run=run)

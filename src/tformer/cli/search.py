@@ -6,6 +6,8 @@ import argparse
 import json
 import textwrap
 
+from tformer.cli.numbers import positive_int
+
 HELP = "Search a passage index made by `tformer index`."
 
 
@@ -18,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("index", metavar="INDEX", help="index folder")
     p.add_argument("query", help="what to look for")
-    p.add_argument("--top-k", type=int, default=5, help="passages to show (default: %(default)s)")
+    p.add_argument("--top-k", type=positive_int, default=5, help="passages to show (default: %(default)s)")
     p.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid", help="(default: %(default)s)")
     p.add_argument("--json", action="store_true", help="one JSON object per passage instead of text")
     p.set_defaults(run=run)
