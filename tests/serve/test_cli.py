@@ -1,4 +1,5 @@
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -46,6 +47,8 @@ def test_serve_starts_answers_and_stops_on_ctrl_c(tiny_model_dir, tmp_path):
     assert classify.status_code == 503  # no runs/sst2-minilm/best in this working directory
     assert f"open http://127.0.0.1:{port}/" in out and "/classify answers 503" in out
     assert proc.returncode == 0, out
+    assert re.search(r"^POST /translate 200 \d+\.\d ms$", out, re.M), out  # the access log, one line a request
+    assert re.search(r"^POST /classify 503 \d+\.\d ms$", out, re.M), out
 
 
 def test_serve_refuses_bad_settings_before_loading_anything():

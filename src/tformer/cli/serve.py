@@ -55,6 +55,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "The page asks for the key, or takes it from its address: http://HOST:PORT/#key=KEY")
     p.add_argument("--insecure", action="store_true", help="allow a --host other than this machine without an "
                    "API key (anyone who can reach the port can use the server)")
+    p.add_argument("--quiet", action="store_true", help="no access log (by default one line per request on stdout: "
+                   "method, path, status, milliseconds)")
     add_device(p)
     p.set_defaults(run=run)
 
@@ -122,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
     if args.api_key:
         print("tformer serve: requests need 'Authorization: Bearer KEY' (the page: add #key=KEY to its address)",
               flush=True)
-    uvicorn.run(create_app(models, limits, api_key=args.api_key or None, qa=qa), host=args.host, port=args.port,
-                log_level="warning")
+    from tformer.serve.access import print_line
+
+    app = create_app(models, limits, api_key=args.api_key or None, qa=qa, access_log=None if args.quiet else print_line)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

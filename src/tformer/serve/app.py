@@ -10,7 +10,7 @@ that waits longer than ``request_timeout_s`` is answered 503 (still queued) or 5
 
 import asyncio
 from asyncio import FIRST_COMPLETED
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
@@ -23,6 +23,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tformer import __version__
+from tformer.serve.access import AccessLog
 from tformer.serve.batching import DynamicBatcher, QueueFullError
 from tformer.serve.guard import RequestGuard, client_gone
 from tformer.serve.models import MISSING, ModelUnavailableError, ServedModels
@@ -50,11 +51,12 @@ ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 413, 422, 503, 5
 
 
 def create_app(models: ServedModels, limits: ServeLimits | None = None, api_key: str | None = None,
-               qa: QAService | None = None) -> FastAPI:
+               qa: QAService | None = None, access_log: Callable[[str], None] | None = None) -> FastAPI:
     """The app for these models: routes, error handlers, and a batcher started and stopped with the app.
 
     With ``api_key``, every request but the page and the API docs must send ``Authorization: Bearer API_KEY``.
     ``qa`` (a reader and/or a passage index) serves ``/ask`` and ``/search``; without it they answer 503.
+    ``access_log`` receives one line per request (method, path, status, milliseconds); None = no access log.
     """
     limits = limits or ServeLimits()
     batcher = DynamicBatcher(models.run, limits.max_batch_size, limits.max_wait_ms, limits.max_queue)
@@ -72,6 +74,8 @@ def create_app(models: ServedModels, limits: ServeLimits | None = None, api_key:
     add_qa_routes(app, qa, limits)
 
     app.add_middleware(RequestGuard, max_body_bytes=limits.max_body_bytes, api_key=api_key)
+    if access_log is not None:  # added last, so outermost: the guard's refusals are logged too
+        app.add_middleware(AccessLog, write=access_log)
     return app
 
 
