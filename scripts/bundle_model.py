@@ -21,6 +21,7 @@ from tformer import Translator
 from tformer.data.corpus import multi30k, tatoeba
 from tformer.evaluation.bleu import corpus_scores
 from tformer.evaluation.names import NAME_FRAMES, name_copy_rate
+from tformer.files import CHECKSUMS, write_checksums
 
 
 def score(translator: Translator, corpus, beam: int, length_penalty: float = 1.0, limit: int = 0) -> dict:
@@ -41,6 +42,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
+    (args.out / CHECKSUMS).unlink(missing_ok=True)  # written again below, for the files that ship
     Translator.from_pretrained(args.run / "final").save_pretrained(args.out, dtype=torch.float16)
     shutil.copy(args.run / "curves.png", args.out / "curves.png")
     shutil.copy(args.run / "recipe.json", args.out / "recipe.json")
@@ -52,6 +54,7 @@ def main() -> None:
     print("length penalty on multi30k val:", {lp: r["bleu"] for lp, r in tuning.items()}, "->", best_lp)
     translator.length_penalty = best_lp
     translator.save_pretrained(args.out, dtype=torch.float16)  # generation.json records the tuned penalty
+    write_checksums(args.out, ["config.json", "generation.json", "model.safetensors", "tokenizer.json"])
     results = {
         "length_penalty_tuning_multi30k_val_beam4": {lp: r["bleu"] for lp, r in tuning.items()},
         "multi30k_val_greedy": score(translator, val, 1),

@@ -147,5 +147,6 @@ def verify_checksums(folder: str | Path) -> bool:
             raise ModelFolderError(f"{path}: missing (listed in {CHECKSUMS})")
         if sha256_file(path) != digest:
             raise ModelFolderError(f"{path}: corrupted (checksum mismatch with {CHECKSUMS}): restore the file, or "
-                                   "train or download the model again")
+                                   f"train or download the model again (if you replaced it on purpose, delete "
+                                   f"{CHECKSUMS})")
     return True

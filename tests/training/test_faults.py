@@ -222,3 +222,11 @@ def test_the_cli_run_writes_its_curves_without_leaving_temporary_files(tmp_path,
     curves = tmp_path / "run" / "curves.png"
     assert curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".")) == [".lock"]
+
+
+def test_saving_over_a_checksummed_folder_drops_the_stale_checksums(run):
+    translator = Translator.from_pretrained(run / "final")
+    translator.length_penalty = 0.5
+    translator.save_pretrained(run / "final")  # the user's own save, on purpose
+    assert not (run / "final" / CHECKSUMS).exists()
+    assert Translator.from_pretrained(run / "final").length_penalty == 0.5

@@ -9,7 +9,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from tformer.errors import ModelFolderError
-from tformer.files import verify_checksums
+from tformer.files import CHECKSUMS, verify_checksums
 from tformer.models.config import TransformerConfig
 from tformer.nn import (
     Decoder,
@@ -139,6 +139,7 @@ class Seq2SeqTransformer(nn.Module):
         """Write ``config.json`` and ``model.safetensors`` (optionally cast, e.g. to float16) into ``folder``."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        (folder / CHECKSUMS).unlink(missing_ok=True)  # it vouched for the files being replaced
         self.config.to_json(folder / "config.json")
         tensors = {}
         for name, t in self.state_dict_untied().items():
