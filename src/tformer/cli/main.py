@@ -10,6 +10,7 @@ from tformer import __version__
 from tformer.cli import (
     ask,
     attention,
+    chat,
     classify,
     curves,
     embed,
@@ -17,6 +18,7 @@ from tformer.cli import (
     export,
     finetune,
     finetune_qa,
+    generate,
     index,
     plot_positions,
     qa,
@@ -30,7 +32,7 @@ from tformer.cli import (
 from tformer.errors import TformerError
 
 COMMANDS = [translate, evaluate, train, curves, finetune, finetune_qa, classify, embed, export, attention,
-            plot_positions, serve, summarize, index, search, qa, ask, train_lm]
+            plot_positions, serve, summarize, index, search, qa, ask, train_lm, generate, chat]
 
 
 def build_parser() -> argparse.ArgumentParser:
