@@ -9,8 +9,11 @@ This file and ``csrc/decoder_step.cpp`` mirror each other: the tensors gathered 
 agree), and the C++ step repeats the Python modules' computation and ``tformer.nn.linear``'s choice of product form.
 A change to either side, or to the modules it repeats, goes to the other too.
 
-It is built with PyTorch's extension builder the first time it is needed (a C++ compiler is required; about 30 s,
-once; the build is kept in PyTorch's extensions folder, ``TORCH_EXTENSIONS_DIR``). ``make install`` builds it ahead.
+It is built with PyTorch's extension builder (a C++ compiler is required; about 30 s, once; the build is kept in
+PyTorch's extensions folder, ``TORCH_EXTENSIONS_DIR``). ``make install`` builds it ahead. Otherwise the first
+decoding starts the build in a background process and says so once; decoding runs in Python until the build is
+there (same results), so a first ``tformer translate`` takes seconds, not half a minute. ``native_ops()`` itself
+builds in the foreground (the tests and ``make install`` call it).
 Without a compiler, or with ``TFORMER_NATIVE=0``, decoding runs in Python with the same results; with every fast
 path turned off (``TFORMER_FAST=0`` or ``tformer.nn.fast_paths(False)``) it runs in Python with plain products. The
 stack (``tformer.nn.stacks.Decoder``) owns the dispatch: it takes this step when :func:`applies` finds no reason
@@ -22,7 +25,9 @@ from __future__ import annotations
 
 import functools
 import os
+import subprocess
 import sys
+import time
 import warnings
 import weakref
 from collections.abc import Sequence
@@ -74,6 +79,45 @@ def native_ops() -> object | None:
         return None
 
 
+_background: dict[str, float] = {}  # "started": when this process started a background build; "checked": last look
+
+
+def available_ops() -> object | None:
+    """The extension when it is built (loaded once); else None, after starting a background build the first time
+    (said once on stderr) and looking again at most every 10 s, so a long-running server picks it up."""
+    if os.environ.get(ENV, "1") == "0":
+        return None
+    if native_ops.cache_info().currsize:  # loaded (or failed) in this process already
+        return native_ops()
+    now = time.monotonic()
+    if now - _background.get("checked", -1e9) < 10:
+        return None
+    _background["checked"] = now
+    from torch.utils import cpp_extension
+
+    if _already_built(cpp_extension) and not _build_running():
+        return native_ops()
+    if "started" not in _background:
+        _background["started"] = now
+        print("tformer: preparing the native decoding step in the background (once, about 30 s); until it is "
+              "ready, decoding runs in Python with the same results", file=sys.stderr, flush=True)
+        subprocess.Popen([sys.executable, "-c", "from tformer.nn.native import native_ops; native_ops()"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    return None
+
+
+def _build_running() -> bool:
+    """Whether PyTorch's builder holds its lock file in the build folder (a build in progress somewhere)."""
+    try:
+        from torch.utils import cpp_extension
+
+        folder = Path(cpp_extension._get_build_directory(NAME, verbose=False))  # type: ignore[attr-defined]
+        return (folder / "lock").exists()
+    except Exception:
+        return False
+
+
 def _already_built(cpp_extension: object) -> bool:
     try:
         folder = Path(cpp_extension._get_build_directory(NAME, verbose=False))  # type: ignore[attr-defined]
@@ -109,8 +153,10 @@ def applies(
         return "empty cache (the first step fills it)"
     if memory_mask is not None and not fused_kernel_zeroes_masked_rows("cpu"):
         return "this PyTorch's CPU attention kernel does not zero fully masked rows"
-    if native_ops() is None:
-        return f"turned off ({ENV}=0)" if os.environ.get(ENV, "1") == "0" else "the C++ step could not be built"
+    if available_ops() is None:
+        if os.environ.get(ENV, "1") == "0":
+            return f"turned off ({ENV}=0)"
+        return "being built in the background" if "started" in _background else "the C++ step could not be built"
     state = _run_state(layers, cache)
     return state if isinstance(state, str) else ""
 
