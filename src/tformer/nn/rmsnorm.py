@@ -6,6 +6,7 @@ RMSNorm(x) = x / sqrt(mean(x²) + eps) · g: LayerNorm without subtracting the m
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -17,8 +18,7 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (..., d_model) -> (..., d_model). Computed in float32 (a half-precision square sum loses digits)."""
-        x32 = x.float()
-        normed = x32 * torch.rsqrt(x32.pow(2).mean(dim=-1, keepdim=True) + self.eps)
+        normed = F.rms_norm(x.float(), (x.size(-1),), eps=self.eps)  # PyTorch's kernel for x / sqrt(mean(x²) + eps)
         return self.weight * normed.to(x.dtype)
 
     def extra_repr(self) -> str:
