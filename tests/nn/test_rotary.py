@@ -62,3 +62,12 @@ def test_scores_depend_only_on_relative_position():
 def test_odd_head_dim_is_refused_with_its_value():
     with pytest.raises(ValueError, match="head_dim, got 7"):
         rotary_frequencies(7)
+
+
+def test_half_precision_model_keeps_float32_angles():
+    """model.to(bfloat16) must not round the frequencies: the angles stay float32 and only cos/sin are cast."""
+    exact = RotaryEmbedding(head_dim=64, base=100000.0)
+    halved = RotaryEmbedding(head_dim=64, base=100000.0).to(torch.bfloat16)
+    positions = torch.tensor([[0, 7, 1000, 4095]])
+    for a, b in zip(exact(positions, torch.bfloat16), halved(positions, torch.bfloat16)):
+        assert torch.equal(a, b)

@@ -43,11 +43,14 @@ class RotaryEmbedding(nn.Module):
         super().__init__()
         self.head_dim = head_dim
         self.base = base
-        self.register_buffer("inv_freq", rotary_frequencies(head_dim, base), persistent=False)
+        # A plain attribute, not a buffer: ``model.to(torch.bfloat16)`` must not round the frequencies (angles at
+        # position 1000 would be off by whole turns); the angles are computed in float32, then cast to ``dtype``.
+        self.inv_freq = rotary_frequencies(head_dim, base)
 
     def forward(self, positions: Tensor, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
         """positions: (batch, len) integer position ids -> cos, sin: (batch, 1, len, head_dim)."""
-        angles = positions[:, :, None].float() * self.inv_freq.float()  # (batch, len, head_dim / 2)
+        inv_freq = self.inv_freq.to(positions.device)
+        angles = positions[:, :, None].float() * inv_freq  # (batch, len, head_dim / 2)
         angles = torch.cat((angles, angles), dim=-1)[:, None]  # (batch, 1, len, head_dim)
         return angles.cos().to(dtype), angles.sin().to(dtype)
 
