@@ -35,6 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "POST /ask (default: none; /ask then needs documents in the request)")
     p.add_argument("--qa-model", default="squad", help="QA reader for POST /ask: a folder, 'squad' (the bundled "
                    "one, the default) or 'none'")
+    p.add_argument("--chat-model", default="smollm2", help="language model for POST /generate, POST /chat and the "
+                   "page's chat panel, loaded at the first such request: smollm2 (the default), a GGUF file, a "
+                   "model or run folder, or shakespeare-char")
     p.add_argument("--max-chars", type=positive_int, default=1000, help="longest text accepted, in characters "
                    "(default: %(default)s)")
     p.add_argument("--max-batch-size", type=positive_int, default=32, help="most texts in one model call, and in one "
@@ -125,7 +128,9 @@ def run(args: argparse.Namespace) -> int:
         print("tformer serve: requests need 'Authorization: Bearer KEY' (the page: add #key=KEY to its address)",
               flush=True)
     from tformer.serve.access import print_line
+    from tformer.serve.generation import GenerationService
 
-    app = create_app(models, limits, api_key=args.api_key or None, qa=qa, access_log=None if args.quiet else print_line)
+    app = create_app(models, limits, api_key=args.api_key or None, qa=qa, access_log=None if args.quiet else print_line,
+                     generation=GenerationService(args.chat_model))
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

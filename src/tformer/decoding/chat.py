@@ -43,12 +43,12 @@ def end_ids(model: CausalLM, tokenizer: ChatTokenizer) -> list[int]:
 def chat_prompt_ids(
     model: CausalLM, tokenizer: ChatTokenizer, messages: Sequence[dict[str, str]], max_new_tokens: int
 ) -> list[int]:
-    """The prompt's token ids. When the conversation does not fit the context with room for ``max_new_tokens``,
-    the oldest turns after the system message are dropped; a last user message that alone does not fit is an
-    error naming the lengths."""
+    """The prompt's token ids. When the conversation does not fit the context with room for ``max_new_tokens``
+    (at most half the context is kept for the reply), the oldest turns after the system message are dropped; a
+    last user message that alone does not fit is an error naming the lengths."""
     check_messages(messages)
     kept = list(messages)
-    room = model.config.max_len - max_new_tokens
+    room = model.config.max_len - min(max_new_tokens, model.config.max_len // 2)
     while True:
         ids = tokenizer.encode(tokenizer.apply_chat_template(kept, add_generation_prompt=True))
         first = 1 if kept[0]["role"] == "system" else 0
@@ -57,7 +57,7 @@ def chat_prompt_ids(
         del kept[first]  # the oldest turn goes first
     if len(ids) > room:
         raise ValueError(f"the message is {len(ids)} tokens with the chat template; the context "
-                         f"(max_len={model.config.max_len}) leaves {room} after max_new_tokens={max_new_tokens}")
+                         f"(max_len={model.config.max_len}) leaves {room} for it")
     return ids
 
 

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tformer import __version__
 from tformer.serve.access import AccessLog
 from tformer.serve.batching import DynamicBatcher, QueueFullError
+from tformer.serve.generation import GenerationService, add_generation_routes
 from tformer.serve.guard import RequestGuard, client_gone
 from tformer.serve.models import MISSING, ModelUnavailableError, ServedModels
 from tformer.serve.qa import QAService, add_qa_routes
@@ -51,12 +52,14 @@ ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 413, 422, 503, 5
 
 
 def create_app(models: ServedModels, limits: ServeLimits | None = None, api_key: str | None = None,
-               qa: QAService | None = None, access_log: Callable[[str], None] | None = None) -> FastAPI:
+               qa: QAService | None = None, access_log: Callable[[str], None] | None = None,
+               generation: GenerationService | None = None) -> FastAPI:
     """The app for these models: routes, error handlers, and a batcher started and stopped with the app.
 
     With ``api_key``, every request but the page and the API docs must send ``Authorization: Bearer API_KEY``.
     ``qa`` (a reader and/or a passage index) serves ``/ask`` and ``/search``; without it they answer 503.
     ``access_log`` receives one line per request (method, path, status, milliseconds); None = no access log.
+    ``generation`` serves ``/generate`` and ``/chat`` (default: smollm2, loaded at the first such request).
     """
     limits = limits or ServeLimits()
     batcher = DynamicBatcher(models.run, limits.max_batch_size, limits.max_wait_ms, limits.max_queue)
@@ -72,6 +75,7 @@ def create_app(models: ServedModels, limits: ServeLimits | None = None, api_key:
     add_error_handlers(app)
     add_routes(app, models, batcher, limits)
     add_qa_routes(app, qa, limits)
+    add_generation_routes(app, generation or GenerationService(), limits)
 
     app.add_middleware(RequestGuard, max_body_bytes=limits.max_body_bytes, api_key=api_key)
     if access_log is not None:  # added last, so outermost: the guard's refusals are logged too
