@@ -230,3 +230,32 @@ def test_saving_over_a_checksummed_folder_drops_the_stale_checksums(run):
     translator.save_pretrained(run / "final")  # the user's own save, on purpose
     assert not (run / "final" / CHECKSUMS).exists()
     assert Translator.from_pretrained(run / "final").length_penalty == 0.5
+
+
+def test_a_full_disk_while_logging_names_the_metrics_file_and_leaves_no_empty_one(tmp_path, monkeypatch):
+    import builtins
+
+    from tformer.training.metrics import MetricsLog
+
+    real_open = builtins.open
+
+    class FullFile:
+        def __init__(self, file):
+            self.file = file
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+        def write(self, text):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(builtins, "open", lambda path, *a, **k: FullFile(real_open(path, *a, **k)))
+    log = MetricsLog(tmp_path / "metrics.jsonl")
+    with pytest.raises(OSError) as err:
+        log.append({"kind": "eval", "step": 3})
+    monkeypatch.undo()
+    assert err.value.errno == errno.ENOSPC and str(tmp_path / "metrics.jsonl") in str(err.value)
+    assert list(tmp_path.iterdir()) == []

@@ -42,8 +42,13 @@ class MetricsLog:
     def append(self, row: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
+        try:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+        except OSError as err:  # e.g. a full disk: name the file, and leave no empty one behind
+            if self.path.is_file() and self.path.stat().st_size == 0:
+                self.path.unlink()
+            raise OSError(err.errno, f"{err.strerror or err} while writing {self.path}") from None
 
     def rows(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self._lines()]

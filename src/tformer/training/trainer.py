@@ -107,6 +107,8 @@ class Trainer:
             probe.unlink()
         except OSError as err:
             self.lock.release()
+            with contextlib.suppress(OSError):
+                probe.unlink(missing_ok=True)  # a full disk must not leave the probe behind
             raise TrainingError(f"output folder {self.out} is not writable: {err.strerror}") from None
         try:
             free = shutil.disk_usage(self.out).free
