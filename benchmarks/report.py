@@ -74,6 +74,10 @@ def side_rows(cases: list[dict]) -> list[list[str]]:
                 detail.append(f"{100 * extra['same_as_tformer']:.0f}% same as tformer")
             if "bleu" in extra:
                 detail.append(f"BLEU {extra['bleu']:.1f}")
+            if "bandwidth_share" in extra:
+                detail.append(f"{100 * extra['bandwidth_share']:.0f}% of bandwidth ceiling")
+            if "same_greedy_answer_as_float32" in extra:
+                detail.append(f"{100 * extra['same_greedy_answer_as_float32']:.0f}% same greedy answer as float32")
             rows.append([case["name"], name, f"{side['median_seconds'] * 1000:.1f}",
                          f"{side['throughput']:.1f} {side['unit']}/s", "; ".join(detail),
                          f"{side['peak_rss_mb']:.0f} (+{side['rss_growth_mb']:.0f})"])

@@ -1,6 +1,6 @@
 """`make bench`: tformer side by side with Hugging Face transformers and CTranslate2 on the same weights.
 
-    python -m benchmarks.run [--model DIR] [--threads N] [--repeats 5] [--cases training,translation,bert]
+    python -m benchmarks.run [--model DIR] [--threads N] [--repeats 5] [--cases training,translation,bert,causal_lm]
 
 Prints a table of medians and speed ratios, writes the full record as JSON to benchmarks/results/, and (unless
 --no-docs or --quick) rewrites the results block of docs/benchmarks.md and its chart.
@@ -18,10 +18,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CASES = ("training", "translation", "bert")
+CASES = ("training", "translation", "bert", "causal_lm")
 # The issue's targets: (case prefix, faster side, slower side) -> minimum speed ratio.
 TARGETS = {("training", "tformer", "hf"): 1.3, ("translate", "tformer", "hf"): 2.0,
-           ("translate", "tformer", "ct2-float32"): 1 / 1.5, ("bert", "tformer", "hf"): 1.1}
+           ("translate", "tformer", "ct2-float32"): 1 / 1.5, ("bert", "tformer", "hf"): 1.1,
+           ("chat decoding", "tformer", "hf"): 1.1}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         translation_cases(args, record)
     if "bert" in cases:
         bert_cases(args, record)
+    if "causal_lm" in cases:
+        causal_lm_cases(args, record)
     record["seconds"] = time.time() - started
     finish(args, record)
     return 0
@@ -150,6 +153,39 @@ def bert_cases(args: argparse.Namespace, record: dict) -> None:
         calls = 1 if batch * seq >= 1024 else 20  # short inputs: several calls per repeat, for a stable clock
         results = bert_encoder.run_case(ours, theirs, batch, seq, args.repeats, args.warmup, calls)
         add_case(record, f"bert forward {batch}x{seq}", dict(batch=batch, seq=seq, calls=calls), results)
+
+
+def causal_lm_cases(args: argparse.Namespace, record: dict) -> None:
+    from benchmarks import causal_lm, report
+
+    print("case 4: chat model decoding (SmolLM2-135M-Instruct, batch 1, greedy)", flush=True)
+    loaded = causal_lm.load_sides(args.threads)
+    for note in loaded["notes"]:
+        print(f"  note: {note}", flush=True)
+    new_tokens = 8 if args.quick else 64
+    results = causal_lm.run_case(loaded, new_tokens, args.repeats, args.warmup)
+    bandwidth = causal_lm.measured_bandwidth()
+    causal_lm.add_bandwidth_shares(loaded, results, bandwidth)
+    count = 4 if args.quick else 50
+    shares = causal_lm.agreement(loaded, count, 8 if args.quick else 32)
+    for name, share in shares.items():
+        results[name].extra["same_greedy_answer_as_float32"] = share
+    name = f"chat decoding, {new_tokens} tokens, batch 1"
+    add_case(record, name, dict(new_tokens=new_tokens, prompt_tokens=results["tformer"].extra["prompt_tokens"],
+                                bandwidth_gb_s=bandwidth / 1e9, agreement_prompts=count,
+                                notes=loaded["notes"]), results)
+    best_hf = max((n for n in results if n.startswith("hf")), key=lambda n: results[n].throughput)
+    fastest = max((n for n in results if n.startswith("tformer")), key=lambda n: results[n].throughput)
+    record["ratios"].append(report.Ratio(name, fastest, best_hf, report.speedup(results, fastest, best_hf),
+                                         2.0).to_dict())
+    print(f"  bandwidth {bandwidth / 1e9:.1f} GB/s (float32 matrix-vector product)", flush=True)
+    for side, result in results.items():
+        e = result.extra
+        same = e.get("same_greedy_answer_as_float32")
+        print(f"  {side}: {result.throughput:.1f} tokens/s, {e['weight_mb_per_token']:.0f} MB/token, "
+              f"{100 * e['bandwidth_share']:.0f}% of its bandwidth ceiling ({e['ceiling_tokens_per_s']:.1f} tokens/s)"
+              + (f", same greedy answer as float32 on {100 * same:.0f}% of {count} prompts" if same is not None
+                 else ""), flush=True)
 
 
 def finish(args: argparse.Namespace, record: dict) -> None:
