@@ -61,3 +61,25 @@ def test_output_writes_the_lines_to_a_file_and_says_so(tiny_model_dir, tmp_path)
     assert written.returncode == 0, written.stderr
     assert written.stdout == b"" and out.read_bytes() == printed.stdout
     assert f"wrote 3 translations to {out}" in written.stderr.decode()
+
+
+def test_evaluate_progress_bar_is_on_stderr_only_when_asked_or_on_a_terminal(tmp_path, tiny_model_dir):
+    (tmp_path / "src.de").write_text("Ein Mann.\n\nZwei Hunde.\n")
+    (tmp_path / "ref.en").write_text("A man.\n\nTwo dogs.\n")
+    files = ["--model", str(tiny_model_dir), "--src", str(tmp_path / "src.de"), "--ref", str(tmp_path / "ref.en"),
+             "--beam", "1", "--json"]
+    quiet = run_cli("evaluate", *files)  # stderr is a pipe here: no bar
+    shown = run_cli("evaluate", *files, "--progress")
+    off = run_cli("evaluate", *files, "--no-progress")
+    assert quiet.returncode == shown.returncode == off.returncode == 0
+    assert b"translating" not in quiet.stderr and b"translating" not in off.stderr
+    assert b"translating" in shown.stderr and b"3/3" in shown.stderr  # the empty line counts as done
+    assert quiet.stdout.split(b'"seconds"')[0] == shown.stdout.split(b'"seconds"')[0]  # stdout untouched
+
+
+def test_progress_reaches_the_number_of_inputs():
+    from tests.decoding.tiny import SENTENCES, tiny_translator
+
+    done = []
+    tiny_translator().translate([*SENTENCES, ""], beam=2, batch_size=2, progress=done.append)
+    assert sum(done) == len(SENTENCES) + 1

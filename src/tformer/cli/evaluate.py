@@ -41,7 +41,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=non_negative_int, default=0, help="score only the first N lines (0 = all)")
     p.add_argument("--out", help="also write the translations to this file")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar "
+                       "on stderr even when it is not a terminal (default: only on a terminal)")
+    shown.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(run=run)
+
+
+def show_progress(asked: bool | None) -> bool:
+    """--progress / --no-progress, else a bar only when stderr is a terminal (not in logs or pipes)."""
+    import sys
+
+    return asked if asked is not None else sys.stderr.isatty()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,8 +69,12 @@ def run(args: argparse.Namespace) -> int:
         raise DataError("give --src and --ref, or --dataset")
     src, ref = (corpus.src[: args.limit], corpus.tgt[: args.limit]) if args.limit else (corpus.src, corpus.tgt)
     translator = Translator.from_pretrained(args.model)
+    from tqdm import tqdm
+
     start = time.time()
-    hyps = translator.translate(src, beam=args.beam, length_penalty=args.length_penalty)
+    with tqdm(total=len(src), unit="sent", desc="translating", disable=not show_progress(args.progress),
+              dynamic_ncols=True) as bar:
+        hyps = translator.translate(src, beam=args.beam, length_penalty=args.length_penalty, progress=bar.update)
     seconds = time.time() - start
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:

@@ -5,7 +5,7 @@ all batch this way, so they treat empty and long inputs alike."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -51,8 +51,10 @@ def search_sources(
     max_len_a: float = 1.5,
     max_len_b: int = 10,
     device: torch.device | str | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> list[list[Hypothesis]]:
-    """Search every source (subword ids without EOS, already fitting the model) in length-sorted batches.
+    """Search every source (subword ids without EOS, already fitting the model) in length-sorted batches;
+    ``progress(n)`` is called after each batch with its number of sources (a progress bar's ``update``).
 
     Returns:
         per source, in input order, up to ``nbest`` hypotheses, best first; an empty list for an empty source.
@@ -60,11 +62,15 @@ def search_sources(
     cfg = model.config
     device = _device(model) if device is None else device
     results: list[list[Hypothesis]] = [[] for _ in ids]
+    if progress is not None and any(not s for s in ids):
+        progress(sum(1 for s in ids if not s))  # empty sources are done already
     for chunk in length_sorted_chunks([len(s) for s in ids], batch_size):
         src = pad_sources([ids[i] for i in chunk], cfg.pad_id, cfg.eos_id).to(device)
         found = search_batch(model, src, beam, nbest, length_penalty, max_len_a, max_len_b)
         for i, hyps in zip(chunk, found):
             results[i] = hyps
+        if progress is not None:
+            progress(len(chunk))
     return results
 
 

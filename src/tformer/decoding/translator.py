@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -83,10 +83,11 @@ class Translator:
         batch_size: int = 32,
         max_len_a: float = 1.5,
         max_len_b: int = 10,
+        progress: Callable[[int], object] | None = None,
     ) -> str | list[str]:
         """One translation per input text, in order; a single string gives a single string."""
         batch, single = text_batch(texts)
-        nbest = self.translate_nbest(batch, beam, 1, length_penalty, batch_size, max_len_a, max_len_b)
+        nbest = self.translate_nbest(batch, beam, 1, length_penalty, batch_size, max_len_a, max_len_b, progress)
         out = [hyps[0][0] if hyps else "" for hyps in nbest]
         return out[0] if single else out
 
@@ -99,11 +100,12 @@ class Translator:
         batch_size: int = 32,
         max_len_a: float = 1.5,
         max_len_b: int = 10,
+        progress: Callable[[int], object] | None = None,
     ) -> list[list[tuple[str, float]]] | list[tuple[str, float]]:
         """Per input, up to ``nbest`` (translation, score) pairs, best first; an empty list for empty input.
         A single string gives its own list of pairs."""
         batch, single = text_batch(texts)
-        hyps = self.search(batch, beam, nbest, length_penalty, batch_size, max_len_a, max_len_b)
+        hyps = self.search(batch, beam, nbest, length_penalty, batch_size, max_len_a, max_len_b, progress)
         out = [[(self.tokenizer.decode(h.tokens), h.normalized_score if h.normalized_score is not None else h.score)
                  for h in row] for row in hyps]
         return out[0] if single else out
@@ -126,10 +128,12 @@ class Translator:
         batch_size: int = 32,
         max_len_a: float = 1.5,
         max_len_b: int = 10,
+        progress: Callable[[int], object] | None = None,
     ) -> list[list[Hypothesis]]:
         """Hypotheses (token ids and scores) per input, in input order, length-sorted batches inside
-        (``tformer.decoding.batching``); an empty list for an empty input."""
+        (``tformer.decoding.batching``); an empty list for an empty input. ``progress(n)`` is called as each
+        batch of ``n`` inputs is done (e.g. a tqdm bar's ``update``)."""
         length_penalty = self.length_penalty if length_penalty is None else length_penalty
         texts, _ = text_batch(texts)
         return search_sources(self.model, self.encode_sources(texts), beam, nbest, length_penalty, batch_size,
-                              max_len_a, max_len_b)
+                              max_len_a, max_len_b, progress=progress)

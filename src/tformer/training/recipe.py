@@ -55,6 +55,7 @@ class TrainConfig(JsonConfig):
     epochs: int = 10
     max_steps: int = 0  # 0 = no limit
     max_minutes: float = 0.0  # stop after this wall time (0 = no limit); the run still evaluates and averages
+    save_every_minutes: float = 10.0  # also checkpoint after this much training time (0 = off): --resume has something
     eval_every: int = 0  # updates between evaluations; 0 = at each epoch end
     eval_sentences: int = 0  # validation sentences decoded for BLEU (0 = all)
     keep_last: int = 5  # checkpoints kept for resuming and averaging
@@ -73,6 +74,8 @@ class TrainConfig(JsonConfig):
         require_probability(self, "label_smoothing")
         if not self.peak_lr > 0:
             raise ConfigError(f"peak_lr must be positive, got {self.peak_lr!r}")
+        if not self.save_every_minutes >= 0:
+            raise ConfigError(f"save_every_minutes must be >= 0 (0 = off), got {self.save_every_minutes!r}")
 
 
 @dataclass

@@ -54,6 +54,7 @@ class TrainerState:
     seconds: float = 0.0
     tokens: int = 0
     checkpoints: list[str] = field(default_factory=list)
+    evaluated_step: int = -1  # the update of the last evaluation (checkpoints on time have no scores)
 
 
 class Trainer:
@@ -222,6 +223,8 @@ class Trainer:
         total = per_epoch * cfg.epochs if not cfg.max_steps else min(cfg.max_steps, per_epoch * cfg.epochs)
         bar = tqdm(total=total, initial=st.step, disable=not self.progress, unit="upd", dynamic_ncols=True)
         started = time.time() - st.seconds
+        self._bar_steps, self._bar_from = total, (st.step, st.seconds)  # for a time-limited bar's total
+        self._last_save = st.seconds
         stop = self._limits_reached()  # a resumed run that had already finished trains no further
         while st.epoch < cfg.epochs and not stop:
             batches = self.epoch_batches(st.epoch)
@@ -236,13 +239,15 @@ class Trainer:
                 stop = self._limits_reached()
                 if cfg.eval_every and st.step % cfg.eval_every == 0:
                     stop = self._evaluate_and_save() or stop
+                elif self._save_due():
+                    self._save_on_time()
             if st.batch_in_epoch >= len(batches):
                 st.epoch, st.batch_in_epoch = st.epoch + 1, 0
                 if not cfg.eval_every:
                     stop = self._evaluate_and_save() or stop
         bar.close()
-        if not st.checkpoints or st.checkpoints[-1] != f"step-{st.step:08d}":  # stopped between evaluations, or
-            self._evaluate_and_save()  # before the first one (max_steps inside the first epoch, eval_every 0)
+        if st.evaluated_step != st.step:  # stopped between evaluations, or before the first one (max_steps inside
+            self._evaluate_and_save()  # the first epoch, eval_every 0), or right after a checkpoint on time
         final = self._finish()
         self.lock.release()
         return final
@@ -292,10 +297,39 @@ class Trainer:
         lr = self.scheduler.get_last_lr()[0]
         tok_s = st.tokens / max(st.seconds, 1e-9)
         bar.update(1)
+        if self.cfg.max_minutes:  # the bar ends where the time limit will stop the run, so its ETA is honest
+            bar.total = self._expected_steps()
+            bar.refresh()
         bar.set_postfix(epoch=st.epoch + 1, loss=f"{loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{tok_s:.0f}")
         if st.step % 50 == 0:
             self.metrics.append({"kind": "train", "step": st.step, "epoch": st.epoch, "loss": loss, "lr": lr,
                                  "tokens_per_s": tok_s, "seconds": st.seconds})
+
+    def _expected_steps(self) -> int:
+        """Updates the run will have made when it stops: the step limit, or sooner the time limit at this run's
+        pace so far."""
+        st, (first_step, first_seconds) = self.state, self._bar_from
+        pace = (st.step - first_step) / max(st.seconds - first_seconds, 1e-9)  # updates per second
+        by_time = st.step + pace * max(self.cfg.max_minutes * 60 - st.seconds, 0.0)
+        return max(st.step, min(self._bar_steps, math.ceil(by_time)))
+
+    def _save_due(self) -> bool:
+        """Whether ``save_every_minutes`` of training passed since the last checkpoint (ranks decide together)."""
+        every = self.cfg.save_every_minutes
+        due = bool(every) and self.state.seconds - self._last_save >= every * 60
+        return bool(self.dist.broadcast_object(due))
+
+    def _save_on_time(self) -> None:
+        """A checkpoint between evaluations (no scores), so a run stopped before its first evaluation resumes."""
+        st = self.state
+        rng = self.dist.all_gather_objects(torch.get_rng_state())
+        name = f"step-{st.step:08d}"
+        st.checkpoints = ([c for c in st.checkpoints if c != name] + [name])[-self.cfg.keep_last :]
+        if self.dist.is_main:
+            self._save_checkpoint(name, rng)
+        self.dist.barrier()
+        self._last_save = st.seconds
+        log(f"checkpoint {name} ({self.cfg.save_every_minutes:g} minutes since the last one)")
 
     def _run_callbacks(self) -> None:
         if self.dist.is_main:
@@ -339,6 +373,7 @@ class Trainer:
         log(f"eval @ update {st.step} (epoch {st.epoch}): val loss {val_loss:.3f}, val BLEU {bleu:.2f}"
             + (" (best)" if improved else ""))
         rng = self.dist.all_gather_objects(torch.get_rng_state())  # every rank's dropout RNG, for exact resume
+        self._last_save, st.evaluated_step = st.seconds, st.step
         name = f"step-{st.step:08d}"  # every rank keeps the same list: averaging at the end is collective
         st.checkpoints = ([c for c in st.checkpoints if c != name] + [name])[-cfg.keep_last :]
         if self.dist.is_main:
@@ -388,6 +423,7 @@ class Trainer:
             if f"torch_cpu_rank{self.dist.rank}" not in rng:
                 raise TrainingError(f"{path} was written by a run with fewer ranks; resume with the same world size")
             torch.set_rng_state(rng[f"torch_cpu_rank{self.dist.rank}"])
+            state["trainer"].setdefault("evaluated_step", state["trainer"]["step"])  # older runs saved on evaluations
             self.state = TrainerState(**state["trainer"])
             self.state.checkpoints = [c for c in self.state.checkpoints if (folder / c).is_dir()]
             self.metrics.drop_after(self.state.step, kinds=("average",))  # _finish makes the average again
