@@ -259,3 +259,17 @@ def test_a_full_disk_while_logging_names_the_metrics_file_and_leaves_no_empty_on
     monkeypatch.undo()
     assert err.value.errno == errno.ENOSPC and str(tmp_path / "metrics.jsonl") in str(err.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_question_answering_fine_tuning_takes_the_same_lock(tmp_path):
+    from tformer.training.finetune_qa import QAFinetuneConfig, QAFinetuner
+    from tformer.training.lock import OutputLock
+
+    held = OutputLock(tmp_path / "qa").acquire()
+    config = QAFinetuneConfig(out=str(tmp_path / "qa"), train_file=str(tmp_path / "none.json"),
+                              dev_file=str(tmp_path / "none.json"))
+    with pytest.raises(OutputFolderBusyError, match=f"{tmp_path / 'qa'} is in use .*process {os.getpid()}"):
+        QAFinetuner(config, progress=False)
+    held.release()
+    with pytest.raises(Exception, match="none.json"):  # past the lock, the missing data is the next error
+        QAFinetuner(config, progress=False)

@@ -26,7 +26,8 @@ from tformer.models.bert_qa import BertForQuestionAnswering
 from tformer.models.config import JsonConfig, require_positive
 from tformer.models.qa_pipeline import QuestionAnswerer, collate
 from tformer.text.pretrained import Tokenizer
-from tformer.training.checkpoint import commit_folder, staging_dir, write_json_atomic
+from tformer.training.checkpoint import commit_folder, remove_leftovers, staging_dir, write_json_atomic
+from tformer.training.lock import LOCK_FILE, OutputLock
 from tformer.training.metrics import METRICS, MetricsLog, log
 from tformer.training.optim import param_groups
 from tformer.training.schedule import linear_warmup_decay_factor
@@ -114,7 +115,10 @@ class QAFinetuner:
         self.config = c = config
         self.progress = progress
         self.out = Path(c.out)
-        if self.out.exists() and any(self.out.iterdir()) and not overwrite:
+        self.lock = OutputLock(self.out).acquire()  # one run per output folder, until train() ends
+        remove_leftovers(self.out)  # staging folders of a run that was killed
+        if any(p.name != LOCK_FILE for p in self.out.iterdir()) and not overwrite:
+            self.lock.release()
             raise FileExistsError(f"output folder {self.out} is not empty; choose another --out or pass --overwrite")
         if c.threads:
             torch.set_num_threads(c.threads)
@@ -196,6 +200,7 @@ class QAFinetuner:
         self.save(self.out / BEST, row)
         if c.freeze_word_embeddings:
             self.save_adapter(self.out / ADAPTER, row)
+        self.lock.release()
         return QAFinetuneResult(self.out / BEST, row, [row])
 
     @torch.no_grad()
