@@ -99,7 +99,8 @@ def load_sides(threads: int) -> dict:
         loaded["notes"].append("llama-cpp-python is installed but not wired in yet: no llama.cpp row")
     except ImportError:
         loaded["notes"].append("llama.cpp: not installable here (llama-cpp-python compiles llama.cpp; no compiler "
-                               "toolchain or network for it), so no llama.cpp row; the issue measured ~110 tokens/s")
+                               "toolchain or network for it), so no llama.cpp row (it was reported at about 110 "
+                               "tokens/s)")
     return loaded
 
 
