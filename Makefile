@@ -30,6 +30,7 @@ test: $(STAMP)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q
 
 # make bench BENCH_ARGS="--threads 2 --cases translation" passes options to benchmarks/run.py (see docs/benchmarks.md).
+# Results go to benchmarks/results/; BENCH_ARGS=--update-docs also rewrites docs/benchmarks.md's results block.
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 

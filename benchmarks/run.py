@@ -2,13 +2,15 @@
 
     python -m benchmarks.run [--model DIR] [--threads N] [--repeats 5] [--cases training,translation,bert,causal_lm]
 
-Prints a table of medians and speed ratios, writes the full record as JSON to benchmarks/results/, and (unless
---no-docs or --quick) rewrites the results block of docs/benchmarks.md and its chart.
+Prints a table of medians and speed ratios and writes the full record as JSON to benchmarks/results/; with
+--update-docs it also rewrites the results block of docs/benchmarks.md and its chart. --quick checks the script in
+about a minute (tiny sizes, one repeat; the numbers mean little) and says how long the full run took last time.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -42,14 +44,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None,
                    help="folder for the JSON record (default: benchmarks/results, or a temporary folder with --quick)")
     p.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md", help="markdown file to update")
-    p.add_argument("--no-docs", action="store_true", help="do not touch the docs (JSON is still written)")
-    p.add_argument("--quick", action="store_true",
-                   help="check the script: tiny sizes, 2 repeats, docs untouched; the numbers mean little")
+    p.add_argument("--update-docs", action="store_true", help="also rewrite the results block of --docs and its chart "
+                   "(default: only the JSON record under --out)")
+    p.add_argument("--no-docs", action="store_true", help="leave the docs alone (the default; kept for old scripts)")
+    p.add_argument("--quick", action="store_true", help="check the script in about a minute: tiny sizes, one repeat, "
+                   "no warm-up, docs untouched; the numbers mean little")
     args = p.parse_args(argv)
     if args.quick:
-        args.sentences, args.sentences_batch1, args.train_batches, args.repeats = 16, 4, 1, 2
-        args.no_docs = True
+        args.sentences, args.sentences_batch1, args.train_batches, args.repeats, args.warmup = 4, 1, 1, 1, 0
+        args.update_docs = False
         args.out = args.out or Path(tempfile.gettempdir()) / "tformer-bench"
+    if args.no_docs:
+        args.update_docs = False
     args.out = args.out or ROOT / "benchmarks" / "results"
     if args.repeats < 5 and not args.quick:
         p.error(f"--repeats must be at least 5 (got {args.repeats}); use --quick to check the script")
@@ -83,18 +89,35 @@ def main(argv: list[str] | None = None) -> int:
                       train_batches=args.train_batches, max_tokens=args.max_tokens, quick=args.quick),
         cases=[], ratios=[],
     )
+    if args.quick:
+        print(full_run_note(ROOT / "benchmarks" / "results"), flush=True)
     started = time.time()
-    if "training" in cases:
-        training_cases(args, record)
-    if "translation" in cases:
-        translation_cases(args, record)
-    if "bert" in cases:
-        bert_cases(args, record)
-    if "causal_lm" in cases:
-        causal_lm_cases(args, record)
+    for case, run in (("training", training_cases), ("translation", translation_cases), ("bert", bert_cases),
+                      ("causal_lm", causal_lm_cases)):
+        if case in cases:
+            begun = time.time()
+            run(args, record)
+            print(f"  ({time.time() - begun:.0f} s)", flush=True)
     record["seconds"] = time.time() - started
     finish(args, record)
+    print(f"{'quick run' if args.quick else 'run'}: {record['seconds']:.0f} s")
     return 0
+
+
+def full_run_note(results: Path) -> str:
+    """How long the last full run (every case, not --quick) took, from its record under ``results``."""
+    for path in sorted(results.glob("bench-*.json"), reverse=True):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        settings = record.get("settings", {})
+        names = {c.get("name", "").split(" ")[0] for c in record.get("cases", [])}
+        if not settings.get("quick") and {"training", "translate", "bert"} <= names and "seconds" in record:
+            return (f"--quick: tiny sizes, the numbers mean little. The full run took {record['seconds'] / 60:.1f} "
+                    f"minutes last time ({settings.get('threads')} threads, {record.get('started', '?')}; "
+                    f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}).")
+    return "--quick: tiny sizes, the numbers mean little. No full run is recorded yet; it takes several minutes."
 
 
 def add_case(record: dict, name: str, setting: dict, results: dict) -> None:
@@ -162,12 +185,12 @@ def causal_lm_cases(args: argparse.Namespace, record: dict) -> None:
     loaded = causal_lm.load_sides(args.threads)
     for note in loaded["notes"]:
         print(f"  note: {note}", flush=True)
-    new_tokens = 8 if args.quick else 64
+    new_tokens = 4 if args.quick else 64
     results = causal_lm.run_case(loaded, new_tokens, args.repeats, args.warmup)
     bandwidth = causal_lm.measured_bandwidth()
     causal_lm.add_bandwidth_shares(loaded, results, bandwidth)
-    count = 4 if args.quick else 50
-    shares = causal_lm.agreement(loaded, count, 8 if args.quick else 32)
+    count = 2 if args.quick else 50
+    shares = causal_lm.agreement(loaded, count, 4 if args.quick else 32)
     for name, share in shares.items():
         results[name].extra["same_greedy_answer_as_float32"] = share
     name = f"chat decoding, {new_tokens} tokens, batch 1"
@@ -197,7 +220,7 @@ def finish(args: argparse.Namespace, record: dict) -> None:
     print()
     print(report.text_table(report.RATIO_HEADER, report.ratio_rows(record["ratios"])))
     print(f"\n{args.threads} threads; record written to {json_path}")
-    if not args.no_docs:
+    if args.update_docs:
         chart = args.docs.parent / "benchmarks.png"
         report.write_chart(record["ratios"], chart)
         report.update_docs(record, args.docs, json_path, chart)

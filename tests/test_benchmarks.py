@@ -92,3 +92,27 @@ def test_child_side_runs_in_its_own_process_and_reports_errors_and_memory():
         failing.close()
     with pytest.raises(RuntimeError, match="ValueError"):
         ChildSide(int, "no engine")  # the factory itself fails
+
+
+def test_docs_change_only_with_update_docs_and_quick_is_small():
+    from benchmarks.run import parse_args
+
+    assert parse_args([]).update_docs is False
+    assert parse_args(["--update-docs"]).update_docs is True
+    assert parse_args(["--update-docs", "--no-docs"]).update_docs is False
+    quick = parse_args(["--quick", "--update-docs"])
+    assert quick.update_docs is False and quick.repeats == 1 and quick.warmup == 0 and quick.sentences <= 8
+
+
+def test_quick_says_how_long_the_last_full_run_took(tmp_path):
+    import json
+
+    from benchmarks.run import full_run_note
+
+    assert "No full run is recorded yet" in full_run_note(tmp_path)
+    cases = [{"name": n} for n in ("training step", "translate greedy, batch 32", "bert forward 1x16")]
+    full = {"settings": {"quick": False, "threads": 2}, "cases": cases, "seconds": 390.0, "started": "2026-01-01"}
+    (tmp_path / "bench-20260101T000000.json").write_text(json.dumps(full))
+    quick = {**full, "settings": {"quick": True}, "seconds": 50.0}
+    (tmp_path / "bench-20260102T000000.json").write_text(json.dumps(quick))  # newer, but quick: not the full run
+    assert "The full run took 6.5 minutes last time (2 threads, 2026-01-01" in full_run_note(tmp_path)
