@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING, Any
 
 from tformer.cli.numbers import float_in, non_negative_float, non_negative_int, positive_float, positive_int
+
+if TYPE_CHECKING:
+    from tformer.decoding.generate import GenerationConfig
+    from tformer.decoding.stepwise import GenerationStep
 
 HELP = "Continue a prompt with a decoder-only language model, streaming the text as it is generated."
 
@@ -47,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def generation_config(args: argparse.Namespace, eos_ids: list[int] | None = None):  # noqa: ANN201
+def generation_config(args: argparse.Namespace, eos_ids: list[int] | None = None) -> GenerationConfig:
     from tformer.decoding.generate import GenerationConfig
 
     return GenerationConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
@@ -88,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def token_label(tokenizer, token_id: int) -> str:  # noqa: ANN001
+def token_label(tokenizer: Any, token_id: int) -> str:
     """A token as people read it: its text, or its vocabulary spelling when it is part of a character."""
     text = tokenizer.decode([token_id], skip_special_tokens=False)
     if "\ufffd" in text and hasattr(tokenizer, "token_text"):
@@ -96,7 +101,7 @@ def token_label(tokenizer, token_id: int) -> str:  # noqa: ANN001
     return text
 
 
-def trace_json(args: argparse.Namespace, tokenizer, text: str, steps: list) -> str:  # noqa: ANN001
+def trace_json(args: argparse.Namespace, tokenizer: Any, text: str, steps: list[GenerationStep]) -> str:
     import json
 
     rows = [{"t": s.t, "token_id": s.token_id, "token": token_label(tokenizer, s.token_id), "prob": s.prob,
@@ -108,7 +113,7 @@ def trace_json(args: argparse.Namespace, tokenizer, text: str, steps: list) -> s
                        "steps": rows}, ensure_ascii=False)
 
 
-def format_generation_trace(tokenizer, prompt: str, text: str, steps: list) -> str:  # noqa: ANN001
+def format_generation_trace(tokenizer: Any, prompt: str, text: str, steps: list[GenerationStep]) -> str:
     lines = [f"prompt: {prompt!r}", f"text:   {text!r}", "", f"{'t':>4}  {'token':<14} {'prob':>6}  candidates"]
     for s in steps:
         shown = "  ".join(f"{token_label(tokenizer, i)!r} {p:.3f}" for i, p in s.candidates)
