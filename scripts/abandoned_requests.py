@@ -1,4 +1,4 @@
-"""Issue 21's abandoned-requests experiment against the bundled model: clients send beam-4 translations and hang up
+"""Clients that give up, against the bundled model: they send beam-4 translations and hang up
 after 0.3 s, then one normal request is timed. Prints the queue length after the clients left, how many requests
 the model computed, and the normal request's status and seconds.
 
