@@ -273,3 +273,15 @@ def test_question_answering_fine_tuning_takes_the_same_lock(tmp_path):
     held.release()
     with pytest.raises(Exception, match="none.json"):  # past the lock, the missing data is the next error
         QAFinetuner(config, progress=False)
+
+
+def test_curves_of_a_run_with_a_torn_last_line_are_drawn(run, capsys):
+    from tformer.cli.main import main
+
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"kind": "eval", "step": 9, "val_lo')  # what a reader sees while the run writes
+    assert main(["curves", str(run), "--out", str(run / "now.png")]) == 0
+    assert (run / "now.png").read_bytes()[:4] == b"\x89PNG"
+    (run / "metrics.jsonl").write_text('{"kind": "eval"\n{"kind": "eval", "step": 3}\n')
+    assert main(["curves", str(run)]) == 1
+    assert f"{run / 'metrics.jsonl'}:1: not a JSON row" in capsys.readouterr().err

@@ -17,10 +17,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tformer.errors import DataError
+    from tformer.files import atomic_output
     from tformer.viz.curves import plot_training_curves
 
     metrics = Path(args.run_dir) / "metrics.jsonl"
     if not metrics.is_file():
         raise DataError(f"no metrics file: {metrics}")
-    print(plot_training_curves(metrics, args.out or Path(args.run_dir) / "curves.png"))
+    picture = Path(args.out or Path(args.run_dir) / "curves.png")
+    with atomic_output(picture) as tmp:  # the run may be drawing the same picture at this moment
+        plot_training_curves(metrics, tmp)
+    print(picture)
     return 0

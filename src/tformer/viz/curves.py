@@ -7,12 +7,24 @@ from pathlib import Path
 
 import matplotlib
 
+from tformer.errors import DataError
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
 def read_metrics(path: str | Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """The rows of a ``metrics.jsonl``. A torn last line (read while the run writes it, or left by a kill) is left
+    out; a bad line elsewhere is an error naming the file and line."""
+    lines = [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            if number < len(lines):
+                raise DataError(f"{path}:{number}: not a JSON row ({err.msg})") from None
+    return rows
 
 
 def plot_training_curves(metrics_path: str | Path, out_png: str | Path) -> Path:
