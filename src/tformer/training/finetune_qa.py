@@ -61,6 +61,8 @@ class QAFinetuneConfig(JsonConfig):
     max_answer_length: int = 30
     n_best: int = 20
     freeze_word_embeddings: bool = True
+    attention_dropout: float | None = 0.0  # None: the checkpoint's; 0 lets attention take PyTorch's fused kernel
+    precision: str = "auto"  # "bf16" autocast, "fp32", or "auto": bf16 on a GPU or a CPU with bfloat16 instructions
     seed: int = 0
     max_steps: int | None = None
     max_minutes: float | None = None  # training time budget; the schedule is shortened to fit it
@@ -82,6 +84,10 @@ class QAFinetuneConfig(JsonConfig):
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ConfigError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
+        if self.attention_dropout is not None and not 0.0 <= self.attention_dropout < 1.0:
+            raise ConfigError(f"attention_dropout must be in [0, 1), got {self.attention_dropout}")
         if self.max_question_length + 4 > self.max_length:
             raise ConfigError(f"max_length {self.max_length} leaves no room for context after "
                               f"max_question_length {self.max_question_length}")
@@ -108,6 +114,29 @@ def training_windows(examples: list[SquadExample], tokenizer: Tokenizer, c: QAFi
     return out
 
 
+def set_attention_dropout(model: BertForQuestionAnswering, p: float) -> None:
+    """Dropout on the attention weights, in the config (saved with the model) and in every attention module."""
+    from tformer.nn import MultiHeadAttention
+
+    model.config.attention_dropout = p
+    for module in model.modules():
+        if isinstance(module, MultiHeadAttention):
+            module.dropout = p
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """Whether to train under bfloat16 autocast: asked for, or "auto" on a GPU or a CPU with bfloat16 dot
+    products (AVX512-BF16 or AMX), where the products run several times faster than in float32."""
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # an older torch without these probes
+        return False
+
+
 class QAFinetuner:
     """Runs one fine-tuning job described by a ``QAFinetuneConfig`` (one process, CPU or one GPU)."""
 
@@ -131,6 +160,9 @@ class QAFinetuner:
         self.tokenizer = Tokenizer.from_pretrained(c.model)
         self.device = torch.device(c.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = BertForQuestionAnswering.from_pretrained(c.model).to(self.device)
+        if c.attention_dropout is not None:
+            set_attention_dropout(self.model, c.attention_dropout)
+        self.bf16 = use_bf16(c.precision, self.device)
         for name, p in self.model.named_parameters():  # the pooler is unused by the span head
             p.requires_grad_(not name.startswith("bert.pooler.") and not (c.freeze_word_embeddings and name in FROZEN))
         self.windows = training_windows(self.train_examples, self.tokenizer, c)
@@ -164,7 +196,7 @@ class QAFinetuner:
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         log(f"fine-tuning {c.model} for question answering on {len(self.train_examples)} questions "
             f"({len(self.windows)} windows of <= {c.max_length} tokens), {trainable:,} trainable parameters, "
-            f"up to {self.total_steps} steps on {self.device}"
+            f"up to {self.total_steps} steps on {self.device}{' (bfloat16 autocast)' if self.bf16 else ''}"
             + (f" within {c.max_minutes} minutes" if c.max_minutes else ""))
         lengths = [len(w.input_ids) for w in self.windows]
         bar = tqdm(total=self.total_steps, disable=not self.progress, unit="step", dynamic_ncols=True)
@@ -175,7 +207,8 @@ class QAFinetuner:
                 if self.step >= self.total_steps:
                     break
                 batch = collate([self.windows[i] for i in index], self.tokenizer.pad_id, self.device)
-                loss = self.model(**batch).loss
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                    loss = self.model(**batch).loss  # products in bfloat16, norms/softmax/loss in float32
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if c.max_grad_norm > 0:
