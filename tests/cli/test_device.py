@@ -42,3 +42,6 @@ def test_global_flags_work_after_the_subcommand_too(capsys):
     assert build_parser().parse_args(["translate", "Hallo"]).debug is False
     with pytest.raises(FileNotFoundError):  # --debug after the subcommand: the traceback, not one line
         main(["translate", "--model", "/nonexistent/model", "--debug", "Hallo"])
+    with pytest.raises(SystemExit) as stop:
+        build_parser().parse_args(["embed", "--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.startswith("tformer ")

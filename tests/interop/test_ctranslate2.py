@@ -20,6 +20,10 @@ def test_greedy_translations_identical_on_a_sample(tiny_translator, validation_s
     assert ct2.search(validation_sentences, beam=1, batch_size=5, **limits) == ours
     assert ct2.translate(validation_sentences, beam=1, **limits) == tiny_translator.translate(
         validation_sentences, beam=1, **limits)
+    single = ct2.translate(validation_sentences[0], beam=1, **limits)  # one string, one translation
+    assert single == tiny_translator.translate(validation_sentences[0], beam=1, **limits)
+    with pytest.raises(TypeError, match="string or a list of strings"):
+        ct2.translate(42)
 
 
 def test_greedy_identical_with_tformers_own_length_limits(tiny_translator, validation_sentences, tmp_path):

@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command in sub.choices.values():  # global flags work after the subcommand too: tformer translate --debug
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show full tracebacks on errors")
+        command.add_argument("--version", action="version", version=f"tformer {__version__}")
     return parser
 
 

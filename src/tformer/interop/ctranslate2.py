@@ -18,6 +18,7 @@ from tformer.decoding.search import max_output_length
 from tformer.models.config import TransformerConfig
 from tformer.models.seq2seq import Seq2SeqTransformer
 from tformer.text.bpe import BOS, EOS, UNK, BPETokenizer
+from tformer.text.inputs import text_batch
 
 if TYPE_CHECKING:
     from tformer.decoding.translator import Translator
@@ -144,11 +145,14 @@ class CTranslate2Translator:
         self.max_len = TransformerConfig.from_json(self.folder / TFORMER_CONFIG).max_len
         self._ids = {self.tokenizer.id_to_token(i): i for i in range(self.tokenizer.vocab_size)}
 
-    def translate(self, texts: Sequence[str], beam: int = 4, batch_size: int = 32, length_penalty: float = 1.0,
-                  max_len_a: float = 1.5, max_len_b: int = 10) -> list[str]:
-        """One translation per text, in order; empty texts give empty strings."""
-        found = self.search(texts, beam, batch_size, length_penalty, max_len_a, max_len_b)
-        return [self.tokenizer.decode(ids) for ids in found]
+    def translate(self, texts: str | Sequence[str], beam: int = 4, batch_size: int = 32, length_penalty: float = 1.0,
+                  max_len_a: float = 1.5, max_len_b: int = 10) -> str | list[str]:
+        """One translation per text, in order; empty texts give empty strings. One string gives one string, as
+        ``Translator.translate``."""
+        batch, single = text_batch(texts)
+        found = self.search(batch, beam, batch_size, length_penalty, max_len_a, max_len_b)
+        out = [self.tokenizer.decode(ids) for ids in found]
+        return out[0] if single else out
 
     def search(self, texts: Sequence[str], beam: int = 4, batch_size: int = 32, length_penalty: float = 1.0,
                max_len_a: float = 1.5, max_len_b: int = 10) -> list[list[int]]:
