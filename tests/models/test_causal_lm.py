@@ -209,3 +209,16 @@ def test_int8_copy_stays_close_to_float():
     assert (approx - exact).abs().max() < 0.05 * exact.abs().max()
     assert (approx.argmax(-1) == exact.argmax(-1)).float().mean() > 0.9
     assert model.output.weight is model.embed.weight  # the float model is untouched
+
+
+
+def test_bfloat16_copy_stays_close_to_float(tmp_path):
+    """Loaded in bfloat16 (the rotary angles stay float32: tests/nn/test_rotary.py)."""
+    model = CausalLM(llama_style()).eval()
+    model.save_pretrained(tmp_path / "m")
+    half = CausalLM.from_pretrained(tmp_path / "m", dtype=torch.bfloat16)
+    assert half.embed.weight.dtype == torch.bfloat16
+    x = tokens(2, 30)
+    with torch.no_grad():
+        exact, approx = model(x), half(x).float()
+    assert (approx - exact).abs().max() < 0.1 * exact.abs().max()
