@@ -57,7 +57,7 @@ def test_lora_run_trains_and_stores_only_the_adapter_and_head(toy_setup):
 
 def test_max_minutes_stops_and_saves(toy_setup):
     result = finetune(lora_config(toy_setup, epochs=50, max_minutes=1e-4), progress=False)
-    assert len(result.history) == 1 and result.history[0]["step"] <= 1
+    assert len(result.history) == 1 and result.history[0]["step"] < 50 * 4  # stopped during the first epoch
     assert (result.best / LORA_FILE).is_file()
 
 
@@ -68,3 +68,19 @@ def test_lora_settings_are_checked():
         FinetuneConfig(lora=True, lora_targets=" , ")
     with pytest.raises(ConfigError):
         FinetuneConfig(lora=True, lora_rank=0)
+
+
+def test_a_lora_folder_as_model_continues_its_adapters(toy_setup):
+    first = finetune(lora_config(toy_setup, epochs=2), progress=False).best
+    before = load_file(str(first / LORA_WEIGHTS))
+    again = Finetuner(lora_config(toy_setup, model=str(first), out=str(toy_setup / "run2"), epochs=1, lora_rank=2),
+                      progress=False)
+    assert again.config.lora_rank == 4  # the folder's own settings
+    start = {n: p.detach().clone() for n, p in again.model.named_parameters() if p.requires_grad}
+    assert set(start) == set(before) and all(torch.equal(start[n], before[n]) for n in before)
+    result = again.train()
+    meta = json.loads((result.best / LORA_FILE).read_text())
+    assert meta["base"] == str(toy_setup / "encoder")  # stored on the original base, not on the first run
+    after = load_file(str(result.best / LORA_WEIGHTS))
+    assert any(not torch.equal(after[n], before[n]) for n in before)
+    assert TextClassifier.from_pretrained(result.best).labels == ["0", "1"]

@@ -23,9 +23,10 @@ from tformer.data.classification import DatasetSpec, LabelledTexts, dataset_spec
 from tformer.errors import ConfigError
 from tformer.evaluation.classification import classification_metrics
 from tformer.models.bert import BertForSequenceClassification
-from tformer.models.classifiers import save_lora_classifier
+from tformer.models.classifiers import is_lora_classifier, load_lora_classifier, read_lora_meta, save_lora_classifier
 from tformer.models.config import JsonConfig, require_positive
 from tformer.nn.lora import LoraConfig, add_lora, expand_targets, train_only
+from tformer.pretrained import resolve_pretrained
 from tformer.text.pretrained import Tokenizer
 from tformer.training import distributed
 from tformer.training.checkpoint import commit_folder, remove_leftovers, staging_dir, write_json_atomic
@@ -148,11 +149,16 @@ class Finetuner:
         self.dev_ids = label_ids(self.dev_data, labels)
         self.tokenizer = Tokenizer.from_pretrained(c.model)
         self.device = self.dist.device if c.device is None or self.dist.enabled else torch.device(c.device)
-        self.model = BertForSequenceClassification.from_pretrained(c.model, labels=labels)
+        self.base = c.model  # what a LoRA classifier is stored on top of
+        if c.lora and is_lora_classifier(resolve_pretrained(c.model)):
+            self.model = self._continue_lora(labels)
+        else:
+            self.model = BertForSequenceClassification.from_pretrained(c.model, labels=labels)
         if c.freeze_encoder:
             self.model.bert.requires_grad_(False)
         if c.lora:
-            add_lora(self.model, c.lora_config())  # frozen base layers + zero-initialised adapters
+            if self.base == c.model:
+                add_lora(self.model, c.lora_config())  # frozen base layers + zero-initialised adapters
             train_only(self.model, LORA_ALSO_TRAINED)
         self.model.to(self.device)
         torch.manual_seed(c.seed + self.dist.rank)  # same head init on every rank (above), own dropout masks
@@ -224,6 +230,19 @@ class Finetuner:
         self.last_loss = running
         return seen
 
+    def _continue_lora(self, labels: list[str]) -> BertForSequenceClassification:
+        """A LoRA classifier folder as ``model``: its adapters (unmerged) and head train on; it is stored again on
+        its own base, with its own LoRA settings."""
+        c = self.config
+        meta = read_lora_meta(resolve_pretrained(c.model))
+        if meta["config"]["labels"] != labels:
+            raise ConfigError(f"{c.model} was trained for labels {meta['config']['labels']}, the data has {labels}")
+        c.lora_rank, c.lora_alpha = meta["lora"]["rank"], meta["lora"]["alpha"]
+        c.lora_targets = ",".join(meta["lora"]["targets"])
+        self.base = meta["base"]
+        log(f"continuing the LoRA classifier {c.model} (on {self.base})")
+        return load_lora_classifier(resolve_pretrained(c.model), merge=False)
+
     def _out_of_budget(self) -> bool:
         """Whether ``max_steps`` or ``max_minutes`` is used up (then the run evaluates, saves and stops)."""
         c = self.config
@@ -271,7 +290,7 @@ class Finetuner:
         stage = staging_dir(folder)
         try:
             if self.config.lora:
-                save_lora_classifier(self.model, stage, base=self.config.model, lora=self.config.lora_config(),
+                save_lora_classifier(self.model, stage, base=self.base, lora=self.config.lora_config(),
                                      dtype=torch.float32)
             else:
                 self.model.save_pretrained(stage)
