@@ -9,6 +9,7 @@ from tformer.cli.main import main
 from tformer.summarize.extractive import (
     FEATURES,
     SCORER_FILE,
+    CosineRows,
     ExtractiveSummarizer,
     SentenceScorer,
     mmr_select,
@@ -68,6 +69,13 @@ def test_mmr_without_diversity_is_top_k_and_diversity_moves_away_from_the_first_
     assert mmr_select(relevance, similarity, 2, diversity=0.5) == [0, 3]
     with pytest.raises(ValueError):
         mmr_select(relevance, similarity, 2, diversity=1.5)
+
+
+def test_rows_on_demand_choose_as_the_full_matrix():
+    embeddings = BagOfWords().encode(DOCUMENT)
+    relevance = torch.tensor([0.2, 0.9, 0.1, 0.8, 0.9, 0.3])
+    for k in (1, 3, 6):
+        assert mmr_select(relevance, CosineRows(embeddings), k) == mmr_select(relevance, embeddings @ embeddings.T, k)
 
 
 def test_every_sentence_when_n_exceeds_the_document_and_notes_for_short_documents():

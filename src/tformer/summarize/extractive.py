@@ -112,7 +112,8 @@ def mmr_select(relevance: Tensor, similarity: Tensor, k: int, diversity: float =
 
     Args:
         relevance: (n,) scores, rescaled here to [0, 1].
-        similarity: (n, n) cosine similarities between the sentences.
+        similarity: (n, n) cosine similarities between the sentences, or anything whose ``[i]`` gives row i
+            (``CosineRows``: rows computed when needed, for long documents).
         k: how many to take (at most n).
         diversity: weight of the redundancy penalty, in [0, 1].
         duplicate: a sentence at least this similar to one already taken is never taken (a repeated sentence).
@@ -137,6 +138,17 @@ def mmr_select(relevance: Tensor, similarity: Tensor, k: int, diversity: float =
         redundancy = torch.maximum(redundancy, similarity[best])
         available &= redundancy < duplicate
     return chosen
+
+
+class CosineRows:
+    """Rows of the cosine-similarity matrix of unit-length embeddings (n, d_model), computed one at a time: a
+    document of 50,000 sentences needs k rows, not an n x n matrix."""
+
+    def __init__(self, embeddings: Tensor) -> None:
+        self.embeddings = embeddings
+
+    def __getitem__(self, i: int) -> Tensor:
+        return self.embeddings @ self.embeddings[i]  # (n,)
 
 
 @dataclass
@@ -194,7 +206,7 @@ class ExtractiveSummarizer:
             notes.append(f"asked for {sentences} sentences but the document has {len(document)}; all are returned")
         embeddings = self.encoder.encode(list(document))  # (n, d_model), unit length
         scores = self.score(document, embeddings)
-        chosen = sorted(mmr_select(scores, embeddings @ embeddings.T, sentences, self.diversity))
+        chosen = sorted(mmr_select(scores, CosineRows(embeddings), sentences, self.diversity))
         if len(chosen) < min(sentences, len(document)):
             notes.append(f"only {len(chosen)} sentences are not repeats of each other")
         return Summary([document[i] for i in chosen], chosen, scores.tolist(), notes)
