@@ -68,8 +68,8 @@ class Encoder:
     """What the index needs from a sentence encoder: a name with a fingerprint, token offsets and embeddings."""
 
     def __init__(self, name: str = "minilm") -> None:
-        from tformer.pretrained import resolve_pretrained
         from tformer.models.pipelines import SentenceEncoder
+        from tformer.pretrained import resolve_pretrained
 
         self.name = name
         self.folder = resolve_pretrained(name)
