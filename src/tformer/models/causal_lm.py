@@ -386,7 +386,12 @@ def empty_causal_lm(config: CausalLMConfig) -> CausalLM:
 def quantize_int8(model: CausalLM) -> CausalLM:
     """An inference-only copy of ``model`` (CPU, eval mode) whose linear layers and output projection keep their
     weights in int8 (one scale per output row; ``tformer.nn.quantized``): a quarter of the bytes that decoding one
-    token at a time must read. Embeddings and norms stay float32; a tied output projection gets its own int8 copy."""
+    token at a time must read. Embeddings and norms stay float32; a tied output projection gets its own int8 copy.
+
+    Each product quantizes its input with one scale (fbgemm's dynamic kernels), which models with activation
+    outliers do not survive: on SmolLM2-135M-Instruct the greedy answer to "What is the capital of France?" went from
+    "The capital of France is Paris." (float32, bfloat16) to "La France, la France, ..." (int8), at 114 tokens/s
+    against 54 (float32) and 58 (bfloat16) on 2 threads (/tmp/d_speed.py, 12:05). Check quality before using it."""
     copy = empty_causal_lm(model.config)
     copy.load_state_dict(model.state_dict())
     copy.eval()
