@@ -391,7 +391,8 @@ def quantize_int8(model: CausalLM) -> CausalLM:
     Each product quantizes its input with one scale (fbgemm's dynamic kernels), which models with activation
     outliers do not survive: on SmolLM2-135M-Instruct the greedy answer to "What is the capital of France?" went from
     "The capital of France is Paris." (float32, bfloat16) to "La France, la France, ..." (int8), at 114 tokens/s
-    against 54 (float32) and 58 (bfloat16) on 2 threads (/tmp/d_speed.py, 12:05). Check quality before using it."""
+    against 54 (float32) and 58 (bfloat16), 64 greedy tokens after a 27-token chat prompt on 2 threads. Check quality
+    before using it."""
     copy = empty_causal_lm(model.config)
     copy.load_state_dict(model.state_dict())
     copy.eval()
