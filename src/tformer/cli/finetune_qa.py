@@ -57,7 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "(default: %(default)s)")
     p.add_argument("--train-word-embeddings", dest="freeze_word_embeddings", action="store_false",
                    help="also train the word embeddings (then no small adapter is written)")
-    p.add_argument("--attention-dropout", type=float, default=d.attention_dropout, help="dropout on attention "
+    p.add_argument("--attention-dropout", type=fraction, default=d.attention_dropout, help="dropout on attention "
                    "weights while fine-tuning; 0 lets attention use PyTorch's fused kernel (default: %(default)s)")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default=d.precision, help="bf16: products "
                    "in bfloat16 under autocast (weights and optimizer stay float32); auto: bf16 on a GPU or on a "
