@@ -11,7 +11,7 @@ HELP = "Train a character-level language model (a decoder-only Transformer) on a
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train-lm", help=HELP, description=HELP + " The first 90%% of the text trains, the rest "
+    p = sub.add_parser("train-lm", help=HELP, description=HELP + " The first 90% of the text trains, the rest "
                        "measures validation loss (nats per character). Checkpoints, metrics.jsonl, curves.png, "
                        "samples.txt and the final model folder (OUT/final, with its tokenizer.json) are written "
                        "under --out; `tformer generate --model OUT/final` continues a prompt with it. "
