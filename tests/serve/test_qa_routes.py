@@ -56,3 +56,15 @@ def test_bad_requests_and_missing_parts(qa_client, models):
     with TestClient(create_app(models, LIMITS)) as bare:
         r = bare.post("/search", json={"query": "plot"})
         assert r.status_code == 503 and "--index" in r.json()["error"]
+
+
+def test_a_search_slower_than_the_request_timeout_is_answered_504(models):
+    import dataclasses
+    import time
+    from types import SimpleNamespace
+
+    service = SimpleNamespace(reader=None, index_folder="index", search=lambda *args: time.sleep(0.5) or [])
+    limits = dataclasses.replace(LIMITS, request_timeout_s=0.1)
+    with TestClient(create_app(models, limits, qa=service)) as client:
+        r = client.post("/search", json={"query": "plot"})
+        assert r.status_code == 504 and "--request-timeout" in r.json()["error"]

@@ -117,10 +117,14 @@ def add_qa_routes(app: FastAPI, qa: QAService | None, limits: ServeLimits) -> No
         return qa
 
     async def in_thread(fn, *args):
+        # The same time limit as the batched routes; a worker thread cannot be stopped, so a late answer is dropped.
         try:
-            return await asyncio.to_thread(fn, *args)
+            return await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout=limits.request_timeout_s)
         except ValueError as err:  # e.g. a question longer than the reader's window
             raise HTTPException(422, str(err)) from None
+        except TimeoutError:
+            raise HTTPException(504, f"the request took longer than the server's limit of "
+                                     f"{limits.request_timeout_s:g} s (--request-timeout)") from None
 
     @app.post("/search", response_model=SearchResponse, responses=ERRORS, summary="Search the passage index")
     async def search(request: SearchRequest) -> dict[str, Any]:
