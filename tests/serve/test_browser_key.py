@@ -11,7 +11,7 @@ from tformer.serve.models import ServedModels
 from tests.serve.live import LiveServer
 from tests.serve.test_browser import browser, pytestmark  # noqa: F401  the Chromium fixture and its skip rule
 
-KEY = "0123456789abcdef0123456789abcdef"
+KEY = "0123456789abcdef+0123456789/abcdef"  # "+" and "/" must survive the address
 SENTENCE = "Zwei Hunde spielen im Schnee."
 
 
