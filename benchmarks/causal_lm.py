@@ -77,9 +77,9 @@ def load_sides(threads: int) -> dict:
     """The models of every side that can run here, and notes on those that cannot."""
     import transformers
 
+    from tformer.devices import cpu_has_bf16
     from tformer.interop.gguf import _smollm2, load_gguf_tokenizer
     from tformer.models.causal_lm import CausalLM, quantize_int8
-    from tformer.training.lm import cpu_has_bf16
 
     path = _smollm2()
     ours = CausalLM.from_pretrained("smollm2")

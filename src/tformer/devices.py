@@ -36,3 +36,12 @@ def module_device(module: torch.nn.Module) -> torch.device:
     """Where a module's weights are (the CPU for a module without any)."""
     first = next(module.parameters(), None)
     return first.device if first is not None else torch.device("cpu")
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX); elsewhere bfloat16 autocast is emulated
+    and slower than float32."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # an older torch without these probes
+        return False

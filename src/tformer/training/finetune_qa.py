@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from tformer.data.batching import length_grouped_batches
 from tformer.data.squad import SquadExample, Window, make_windows, read_squad, squad_path
+from tformer.devices import cpu_has_bf16
 from tformer.errors import ConfigError
 from tformer.evaluation.squad import squad_metrics
 from tformer.models.bert_qa import BertForQuestionAnswering
@@ -131,10 +132,7 @@ def use_bf16(precision: str, device: torch.device) -> bool:
         return precision == "bf16"
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    try:
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except AttributeError:  # an older torch without these probes
-        return False
+    return cpu_has_bf16()
 
 
 class QAFinetuner:

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from tqdm import tqdm
 
+from tformer.devices import cpu_has_bf16
 from tformer.errors import ConfigError, DataError
 from tformer.files import write_text_atomic
 from tformer.models.causal_lm import CausalLM, CausalLMConfig
@@ -110,16 +111,6 @@ class LMRecipe(JsonConfig):
             return cls.from_dict(tomllib.loads(path.read_text(encoding="utf-8")))
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{path}: invalid TOML ({err})") from None
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes in bfloat16 natively (AVX-512 BF16 or AMX); elsewhere autocast would emulate it,
-    slower than float32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(flag in flags for flag in (" avx512_bf16", " amx_bf16"))
 
 
 def cosine_lr_factor(progress: float, step: int, warmup_steps: int, min_ratio: float) -> float:
