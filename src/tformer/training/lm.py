@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,12 +33,8 @@ from tformer.training import checkpoint as ckpt
 from tformer.training.lock import OutputLock
 from tformer.training.metrics import METRICS, MetricsCallback, MetricsLog, log
 from tformer.training.optim import param_groups
+from tformer.training.recipe import recipe_from_file
 from tformer.training.trainer import TrainingError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 @dataclass
@@ -102,15 +97,7 @@ class LMRecipe(JsonConfig):
 
     @classmethod
     def from_file(cls, path: str | Path) -> LMRecipe:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"recipe file not found: {path}")
-        if path.suffix == ".json":
-            return cls.from_json(path)
-        try:
-            return cls.from_dict(tomllib.loads(path.read_text(encoding="utf-8")))
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"{path}: invalid TOML ({err})") from None
+        return recipe_from_file(cls, path)
 
 
 def cosine_lr_factor(progress: float, step: int, warmup_steps: int, min_ratio: float) -> float:

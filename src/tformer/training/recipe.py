@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tformer.errors import ConfigError
 from tformer.models.config import JsonConfig, require_positive, require_probability
@@ -14,6 +14,8 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+T = TypeVar("T", bound=JsonConfig)
 
 
 @dataclass
@@ -99,13 +101,18 @@ class Recipe(JsonConfig):
 
     @classmethod
     def from_file(cls, path: str | Path) -> Recipe:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"recipe file not found: {path}")
-        if path.suffix == ".json":
-            return cls.from_json(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"{path}: invalid TOML ({err})") from None
-        return cls.from_dict(data)
+        return recipe_from_file(cls, path)
+
+
+def recipe_from_file(cls: type[T], path: str | Path) -> T:
+    """A recipe of class ``cls`` read from a TOML file, or a JSON one (by suffix); errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"recipe file not found: {path}")
+    if path.suffix == ".json":
+        return cls.from_json(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: invalid TOML ({err})") from None
+    return cls.from_dict(data)
