@@ -141,7 +141,7 @@ def generate(
     encoded = [tokenizer.encode(p) for p in prompts]
     outputs: list[list[int]] = [[] for _ in prompts]
     ended = [False] * len(prompts)
-    eos = set(config.eos_ids if config.eos_ids is not None else [model.config.eos_id])
+    eos = end_ids(model, config)
     for tokens in generate_tokens(model, encoded, config):
         for row, token in enumerate(tokens.tolist()):
             ended[row] = ended[row] or token in eos
@@ -164,28 +164,56 @@ def stream(
     rest), nor inside what could still become a stop string.
     """
     config = config or GenerationConfig()
-    eos = set(config.eos_ids if config.eos_ids is not None else [model.config.eos_id])
-    hold = max((len(s) for s in config.stop), default=1) - 1  # characters that may be the start of a stop string
-    output: list[int] = []
-    sent = 0  # characters of the text already yielded
+    eos = end_ids(model, config)
+    pieces = TextPieces(tokenizer, config.stop)
     for tokens in generate_tokens(model, [tokenizer.encode(prompt)], config):
         token = int(tokens[0])
         if token in eos:
             break
-        output.append(token)
-        text = tokenizer.decode(output)
-        cut = _stop_at(text, config.stop) if config.stop else None
-        if cut is not None:
-            if cut > sent:
-                yield text[sent:cut]
+        piece = pieces.add(token)
+        if piece:
+            yield piece
+        if pieces.stopped:
             return
-        ready = len(text.rstrip("\ufffd")) - hold  # an incomplete character decodes as U+FFFD
-        if ready > sent:
-            yield text[sent:ready]
-            sent = ready
-    text = tokenizer.decode(output)
-    if len(text) > sent:
-        yield text[sent:]
+    rest = pieces.rest()
+    if rest:
+        yield rest
+
+
+class TextPieces:
+    """Generated token ids in, text pieces out, for streaming: a piece never ends inside a multi-byte character (a
+    token may hold only part of one: the piece waits for the rest), nor inside what could still become a stop
+    string; the text ends where the first stop string begins."""
+
+    def __init__(self, tokenizer: TextTokenizer, stop: Sequence[str]) -> None:
+        self.tokenizer, self.stop = tokenizer, stop
+        self.hold = max((len(s) for s in stop), default=1) - 1  # characters that may begin a stop string
+        self.output: list[int] = []
+        self.sent = 0  # characters of the text already handed out
+        self.stopped = False  # a stop string has appeared: nothing more comes
+
+    def add(self, token: int) -> str:
+        """The piece of text that ``token`` completes ("" while it waits for more)."""
+        self.output.append(token)
+        text = self.tokenizer.decode(self.output)
+        cut = _stop_at(text, self.stop) if self.stop else None
+        if cut is not None:
+            self.stopped = True
+            return text[self.sent : cut]
+        ready = len(text.rstrip("\ufffd")) - self.hold  # an incomplete character decodes as U+FFFD
+        if ready <= self.sent:
+            return ""
+        piece, self.sent = text[self.sent : ready], ready
+        return piece
+
+    def rest(self) -> str:
+        """What was held back, once generation has ended without a stop string."""
+        return "" if self.stopped else self.tokenizer.decode(self.output)[self.sent :]
+
+
+def end_ids(model: CausalLM, config: GenerationConfig) -> set[int]:
+    """The token ids that end a generation: the config's, else the model's end-of-sequence id."""
+    return set(config.eos_ids if config.eos_ids is not None else [model.config.eos_id])
 
 
 def _stop_at(text: str, stop: Sequence[str]) -> int | None:

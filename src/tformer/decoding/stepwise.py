@@ -14,7 +14,14 @@ from dataclasses import dataclass
 
 import torch
 
-from tformer.decoding.generate import GenerationConfig, TextTokenizer, choose, next_token_scores
+from tformer.decoding.generate import (
+    GenerationConfig,
+    TextPieces,
+    TextTokenizer,
+    choose,
+    end_ids,
+    next_token_scores,
+)
 from tformer.models.causal_lm import CausalLM
 
 
@@ -44,7 +51,7 @@ def generation_steps(
     end, as ``generate_tokens`` does."""
     check_prompt(model, prompt_ids)
     window, vocab = model.config.max_len, model.config.vocab_size
-    eos = set(config.eos_ids if config.eos_ids is not None else [model.config.eos_id])
+    eos = end_ids(model, config)
     generator = torch.Generator().manual_seed(config.seed) if config.seed is not None else None
     seen = torch.zeros(1, vocab, dtype=torch.bool)  # (1, vocab): tokens in the prompt or output
     seen[0, list(prompt_ids)] = True
@@ -77,28 +84,15 @@ def continue_text(
     """Text pieces of the continuation with the step that produced each (a piece may be "" while a multi-byte
     character or a possible stop string is incomplete; the held-back rest comes last, with step None). The pieces
     join to the continuation up to, not including, the end token or the first stop string."""
-    eos = set(config.eos_ids if config.eos_ids is not None else [model.config.eos_id])
-    hold = max((len(s) for s in config.stop), default=1) - 1  # characters that may begin a stop string
-    output: list[int] = []
-    sent = 0
+    eos = end_ids(model, config)
+    pieces = TextPieces(tokenizer, config.stop)
     for step in generation_steps(model, prompt_ids, config, top, slide):
         if step.token_id in eos:
             yield "", step  # the end token's step, for traces
             break
-        output.append(step.token_id)
-        text = tokenizer.decode(output)
-        cut = _first_stop(text, config.stop)
-        if cut is not None:
-            yield text[sent:cut], step
+        yield pieces.add(step.token_id), step
+        if pieces.stopped:
             return
-        ready = len(text.rstrip("\ufffd")) - hold  # an incomplete character decodes as U+FFFD
-        piece, sent = (text[sent:ready], ready) if ready > sent else ("", sent)
-        yield piece, step
-    text = tokenizer.decode(output)
-    if len(text) > sent:
-        yield text[sent:], None
-
-
-def _first_stop(text: str, stop: Sequence[str]) -> int | None:
-    found = [i for i in (text.find(s) for s in stop) if i >= 0]
-    return min(found) if found else None
+    rest = pieces.rest()
+    if rest:
+        yield rest, None
