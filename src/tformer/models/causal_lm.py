@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from tformer.errors import ConfigError, ModelFolderError
 from tformer.models.config import JsonConfig, require_positive, require_probability
 from tformer.models.formats import checkpoint_formats, load_checkpoint
+from tformer.models.weights import load_checked
 from tformer.nn import FeedForward, KVCache, MultiHeadAttention, TokenEmbedding
 from tformer.nn.cache import AttentionCache
 from tformer.nn.dropout import Dropout
@@ -354,20 +355,7 @@ class CausalLM(nn.Module):
     def load_weights(self, tensors: dict[str, Tensor], source: str = "weights") -> None:
         """Load a state dict without the tied output weight; a missing or unexpected name, or a wrong shape, is an
         error naming it."""
-        expected = self.state_dict_untied()
-        missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
-        if missing or unexpected:
-            raise ModelFolderError(
-                f"{source}: {len(missing)} missing weight(s) {missing[:5]}, {len(unexpected)} unexpected "
-                f"{unexpected[:5]}"
-            )
-        for name, value in tensors.items():
-            if value.shape != expected[name].shape:
-                raise ModelFolderError(
-                    f"{source}: {name} has shape {tuple(value.shape)}, the model expects {tuple(expected[name].shape)}"
-                )
-        dtype = self.embed.weight.dtype
-        self.load_state_dict({k: v.to(dtype) for k, v in tensors.items()}, strict=False)
+        load_checked(self, self.state_dict_untied(), tensors, source, self.embed.weight.dtype, ModelFolderError)
 
 
 def empty_causal_lm(config: CausalLMConfig) -> CausalLM:

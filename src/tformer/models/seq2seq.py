@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from tformer.errors import ModelFolderError
 from tformer.files import CHECKSUMS, verify_checksums
 from tformer.models.config import TransformerConfig
+from tformer.models.weights import load_checked
 from tformer.nn import (
     Decoder,
     DecoderLayer,
@@ -119,21 +120,7 @@ class Seq2SeqTransformer(nn.Module):
 
     def load_state_dict_untied(self, tensors: dict[str, Tensor], source: str = "weights") -> None:
         """Load weights saved by ``state_dict_untied``; a missing or unexpected name, or a wrong shape, is an error."""
-        expected = self.state_dict_untied()
-        missing = sorted(set(expected) - set(tensors))
-        unexpected = sorted(set(tensors) - set(expected))
-        if missing or unexpected:
-            raise ValueError(
-                f"{source}: {len(missing)} missing weight(s) {missing[:5]}, "
-                f"{len(unexpected)} unexpected {unexpected[:5]}"
-            )
-        for name, value in tensors.items():
-            if value.shape != expected[name].shape:
-                raise ValueError(
-                    f"{source}: {name} has shape {tuple(value.shape)}, model expects {tuple(expected[name].shape)}"
-                )
-        dtype = next(self.parameters()).dtype
-        self.load_state_dict({k: v.to(dtype) for k, v in tensors.items()}, strict=False)
+        load_checked(self, self.state_dict_untied(), tensors, source, next(self.parameters()).dtype)
 
     def save_pretrained(self, folder: str | Path, dtype: torch.dtype | None = None) -> None:
         """Write ``config.json`` and ``model.safetensors`` (optionally cast, e.g. to float16) into ``folder``."""
