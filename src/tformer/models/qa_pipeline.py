@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from tformer.data.batching import length_sorted_chunks
 from tformer.data.squad import Window, make_windows
 from tformer.errors import ModelFolderError
 from tformer.models.bert_qa import BertForQuestionAnswering
@@ -126,11 +127,9 @@ class QuestionAnswerer:
     @torch.no_grad()
     def logits(self, windows: Sequence[Window], batch_size: int = 32) -> list[tuple[Tensor, Tensor]]:
         """Start and end logits (seq,) of each window, in order; batches group windows of similar length."""
-        order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
         out: list[tuple[Tensor, Tensor] | None] = [None] * len(windows)
         device = next(self.model.parameters()).device
-        for first in range(0, len(order), batch_size):
-            index = order[first : first + batch_size]
+        for index in length_sorted_chunks([len(w.input_ids) for w in windows], batch_size, skip_empty=False):
             batch = collate([windows[i] for i in index], self.tokenizer.pad_id, device)
             result = self.model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
             for row, i in enumerate(index):
