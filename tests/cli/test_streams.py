@@ -47,3 +47,12 @@ def test_a_closed_stdout_pipe_ends_quietly_with_status_0(tiny_model_dir):
     assert proc.wait(120) == 0, stderr.decode()
     assert first.startswith(b"{") and stderr == b""
     assert len(first) * 12 > 3 * 8192  # far more than the pipe and Python's own buffer hold
+
+
+def test_text_arguments_lose_a_leading_byte_order_mark_in_every_command_that_takes_them(tmp_path):
+    from tformer.cli.io import input_texts
+
+    assert input_texts(["\ufeffHallo Welt", "zwei"], None) == ["Hallo Welt", "zwei"]
+    file = tmp_path / "in.txt"
+    file.write_bytes("\ufeffeins\nzwei\n".encode())
+    assert input_texts([], str(file)) == ["eins", "zwei"]

@@ -48,11 +48,11 @@ def default_model() -> str | Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tformer.cli.io import read_input_lines
+    from tformer.cli.io import input_texts
     from tformer.models.pipelines import TextClassifier
 
     model = args.model if args.model is not None else default_model()
-    texts = args.text or read_input_lines(args.input)
+    texts = input_texts(args.text, args.input)
     classifier = TextClassifier.from_pretrained(model, device=args.device)
     classifier.max_length = args.max_length
     real = [i for i, text in enumerate(texts) if text.strip()]

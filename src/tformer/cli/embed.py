@@ -39,13 +39,13 @@ def plural(count: int, noun: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tformer.cli.io import read_input_lines
+    from tformer.cli.io import input_texts
     from tformer.models.pipelines import SentenceEncoder
 
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix not in (".npy", ".jsonl", ".json"):
         raise ValueError(f"--out must end in .npy or .jsonl, got {out}")
-    texts = [text.removeprefix("\ufeff") for text in args.text] or read_input_lines(args.input)
+    texts = input_texts(args.text, args.input)
     encoder = SentenceEncoder.from_pretrained(args.model, device=args.device)
     if args.max_length is not None:
         encoder.max_length = args.max_length

@@ -23,3 +23,9 @@ def read_input_lines(path: str | None) -> list[str]:
     if not raw:
         raise DataError(f"input file is empty: {file}")
     return decode_lines(raw, str(file))
+
+
+def input_texts(arguments: list[str], path: str | None) -> list[str]:
+    """The texts given as arguments (a byte-order mark a shell or editor left at the start dropped), else the lines
+    of ``path`` or stdin."""
+    return [text.removeprefix("\ufeff") for text in arguments] or read_input_lines(path)

@@ -44,12 +44,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tformer.cli.io import read_input_lines
+    from tformer.cli.io import input_texts
     from tformer.decoding.translator import Translator
 
     if (args.trace or args.json) and args.nbest > 1:
         raise ValueError("--trace follows one translation per sentence; use it without --nbest")
-    texts = [text.removeprefix("\ufeff") for text in args.text] or read_input_lines(args.input)
+    texts = input_texts(args.text, args.input)
     translator = Translator.from_pretrained(args.model, device=args.device)
     if args.trace or args.json:
         lines = trace_lines(args, translator, texts)
