@@ -69,6 +69,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "is shortened to end within it (evaluation comes after)")
     p.add_argument("--max-train-examples", type=positive_int, help="use only the first N training questions")
     p.add_argument("--max-dev-examples", type=positive_int, help="score only the first N development questions")
+    p.add_argument("--eval-each-epoch", action="store_true", help="also score the development questions after "
+                   "every epoch (logged to metrics.jsonl; the model of the last epoch is the one saved)")
     p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available, else cpu)")
     p.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out folder")

@@ -69,6 +69,7 @@ class QAFinetuneConfig(JsonConfig):
     max_minutes: float | None = None  # training time budget; the schedule is shortened to fit it
     max_train_examples: int | None = None  # use the first N training questions (smoke tests)
     max_dev_examples: int | None = None
+    eval_each_epoch: bool = False  # also score the dev questions after every epoch (logged only; the last model ships)
     threads: int | None = None
     device: str | None = None
 
@@ -220,6 +221,8 @@ class QAFinetuner:
                     bar.total = self.total_steps
                 bar.set_postfix(loss=f"{running:.3f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}", epoch=epoch)
                 bar.update(1)
+            if c.eval_each_epoch and epoch < c.epochs and self.step < self.total_steps:
+                self._log_epoch(metrics_log, epoch, running, time.perf_counter() - start)
         bar.close()
         train_s = time.perf_counter() - start
         metrics = self.evaluate()
@@ -233,6 +236,13 @@ class QAFinetuner:
             self.save_adapter(self.out / ADAPTER, row)
         self.lock.release()
         return QAFinetuneResult(self.out / BEST, row, [row])
+
+    def _log_epoch(self, metrics_log: MetricsLog, epoch: int, running: float | None, elapsed: float) -> None:
+        metrics = self.evaluate()
+        metrics_log.append({"step": self.step, "epoch": epoch, "train_loss": running,
+                            "train_minutes": round(elapsed / 60, 2), **metrics})
+        log(f"epoch {epoch} (step {self.step}): dev exact match {metrics['exact_match']:.2f}, "
+            f"F1 {metrics['f1']:.2f}")
 
     @torch.no_grad()
     def predict(self, examples: list[SquadExample]) -> dict[str, str]:
