@@ -14,7 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
-from tformer.models.bert_qa import ADAPTER_FILE, ADAPTER_WEIGHTS
+from tformer.models.adapter import ADAPTER_FILE, ADAPTER_WEIGHTS
 from tformer.training.finetune_qa import ADAPTER, METRICS, RECIPE, RESULTS
 
 

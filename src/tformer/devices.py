@@ -45,3 +45,13 @@ def cpu_has_bf16() -> bool:
         return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except AttributeError:  # an older torch without these probes
         return False
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """Whether to train under bfloat16 autocast: asked for ("bf16"), or "auto" on a GPU with bfloat16 or a CPU with
+    bfloat16 dot products (AVX512-BF16 or AMX), where the products run several times faster than in float32."""
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return cpu_has_bf16()

@@ -62,6 +62,22 @@ def test_freeze_encoder_trains_only_the_head(toy_setup):
         assert torch.equal(a, b), name
 
 
+def test_frozen_word_embeddings_stay_as_loaded_and_the_rest_trains(toy_setup):
+    before = BertModel.from_pretrained(toy_setup / "encoder").state_dict()
+    config = toy_config(toy_setup, epochs=1, freeze_word_embeddings=True, precision="bf16")
+    after = BertForSequenceClassification.from_pretrained(finetune(config, progress=False).best).bert.state_dict()
+    assert torch.equal(after["embeddings.tokens.weight"], before["embeddings.tokens.weight"])
+    changed = [name for name in before if not torch.equal(before[name], after[name])]
+    assert "encoder.layers.0.ffn.linear1.weight" in changed and "embeddings.positions.table" in changed
+
+
+@pytest.mark.parametrize("bad", [dict(freeze_word_embeddings=True, lora=True),
+                                 dict(freeze_word_embeddings=True, freeze_encoder=True), dict(precision="fp16")])
+def test_incompatible_fine_tuning_options_are_refused(bad):
+    with pytest.raises(ConfigError, match="freeze-word-embeddings|precision"):
+        FinetuneConfig(**bad)
+
+
 def test_max_steps_stops_early_evaluates_and_saves(toy_setup):
     result = finetune(toy_config(toy_setup, max_steps=3), progress=False)
     assert [row["step"] for row in result.history] == [3]

@@ -50,6 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "%(default)s)")
     p.add_argument("--freeze-encoder", action="store_true", help="train the classification head only (dropout + "
                    "linear); the embeddings, encoder layers and pooler stay as loaded")
+    p.add_argument("--freeze-word-embeddings", action="store_true", help="full fine-tuning except the word "
+                   "embeddings (the largest matrix): the run can be bundled as an adapter, every other parameter "
+                   "in float16 over the base encoder (scripts/bundle_classifier.py --adapter)")
     p.add_argument("--lora", action="store_true", help="LoRA: keep the encoder frozen and train small low-rank "
                    "adapters on its linear layers, with the head and pooler; OUT/best then stores only those "
                    "(a few MB: lora.json, lora.safetensors), merged onto --model when loaded")
@@ -65,6 +68,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-steps", type=positive_int, help="stop after this many updates, then evaluate and save (for a "
                    "quick check of the whole pipeline)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default=d.precision, help="bf16: products "
+                   "in bfloat16 under autocast (weights and optimizer stay float32); auto: bf16 on a GPU or on a "
+                   "CPU with bfloat16 instructions, else fp32 (default: %(default)s)")
     p.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -8,16 +8,14 @@ QA model is shipped that way, on the packaged MiniLM).
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from tformer.errors import ModelFolderError
+from tformer.models.adapter import ADAPTER_FILE, apply_adapter, read_adapter_meta, save_adapter
 from tformer.models.bert import BertConfig, BertModel, init_bert_weights
 from tformer.models.formats import load_checkpoint, save_checkpoint
 from tformer.pretrained import resolve_pretrained
@@ -27,8 +25,6 @@ log = logging.getLogger("tformer")
 # The name of this model's checkpoint formats (models/formats.py): Hugging Face's folders are read and written by
 # tformer.interop.hf_bert, which registers itself when tformer is imported.
 FAMILY = "bert_qa"
-ADAPTER_FILE = "adapter.json"  # {"base": ..., "dtype": ..., "weights": ...}: parameters on top of a base checkpoint
-ADAPTER_WEIGHTS = "adapter.safetensors"
 # Weights a question-answering model does not need from its checkpoint: Hugging Face's QA model has no pooler,
 # and an encoder checkpoint has no span head yet.
 OPTIONAL_PREFIXES = ("bert.pooler.", "qa_outputs.")
@@ -100,40 +96,10 @@ class BertForQuestionAnswering(nn.Module):
 
     def save_adapter(self, folder: str | Path, base: str, names: list[str], dtype: torch.dtype = torch.float16) -> None:
         """Write only the parameters ``names`` (tformer names) in ``dtype``, to be loaded on top of ``base`` (a
-        checkpoint folder or short name)."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = self.state_dict()
-        unknown = [n for n in names if n not in state]
-        if unknown:
-            raise ValueError(f"not parameters of the model: {unknown[:4]}")
-        tensors = {n: state[n].detach().cpu().to(dtype).contiguous() for n in names}
-        save_file(tensors, str(folder / ADAPTER_WEIGHTS), metadata={"format": "pt"})
-        meta = {"base": base, "dtype": str(dtype).removeprefix("torch."), "weights": ADAPTER_WEIGHTS,
-                "architecture": type(self).__name__, "config": self.config.to_dict()}
-        (folder / ADAPTER_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        checkpoint folder or short name); ``tformer.models.adapter``."""
+        save_adapter(self, folder, base, names, dtype)
 
 
 def load_adapter(folder: Path) -> BertForQuestionAnswering:
     """The base checkpoint named in ``adapter.json`` with the adapter's parameters put over it (in float32)."""
-    meta_path = folder / ADAPTER_FILE
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        base, weights = meta["base"], folder / meta.get("weights", ADAPTER_WEIGHTS)
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ModelFolderError(f"{meta_path}: not a valid adapter description ({err})") from None
-    if not weights.is_file():
-        raise ModelFolderError(f"{meta_path}: weight file {weights.name} is missing")
-    model = BertForQuestionAnswering.from_pretrained(base)
-    state = model.state_dict()
-    update = load_file(str(weights))
-    unknown = sorted(set(update) - set(state))
-    if unknown:
-        raise ModelFolderError(f"{weights}: {len(unknown)} name(s) the model does not have: {unknown[:4]}")
-    for name, tensor in update.items():
-        if tensor.shape != state[name].shape:
-            raise ModelFolderError(f"{weights}: {name} has shape {tuple(tensor.shape)}, the base model {base!r} "
-                                   f"has {tuple(state[name].shape)}")
-        state[name] = tensor.to(state[name].dtype)
-    model.load_state_dict(state)
-    return model.eval()
+    return apply_adapter(BertForQuestionAnswering.from_pretrained(read_adapter_meta(folder)["base"]), folder)

