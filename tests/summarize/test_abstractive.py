@@ -56,8 +56,28 @@ def test_a_long_document_is_summarized_in_parts_with_a_note():
 
 
 def test_bad_input():
-    s = summarizer(prompt_tokens=100)
+    s = summarizer(prompt_tokens=300)
     with pytest.raises(ValueError, match="no sentences"):
         s.summarize("   ")
-    with pytest.raises(ValueError, match="does not fit"):
-        s.parts(["word " * 200])
+    with pytest.raises(ValueError, match="leaves -1 for the text"):
+        summarizer(prompt_tokens=100).parts(SENTENCES)
+    torch.manual_seed(0)
+    short = CausalLM(CausalLMConfig.llama(vocab_size=259, d_model=24, num_layers=1, num_heads=3, num_kv_heads=1,
+                                          d_ff=40, max_len=100))
+    with pytest.raises(ValueError, match="context of 100 tokens leaves 20 for the prompt"):
+        AbstractiveSummarizer(short, ByteTokenizer(), max_new_tokens=80)
+
+
+@pytest.mark.parametrize("sentence", [" ".join(f"w{i}" for i in range(150)), "x" * 700],
+                         ids=["many words", "one long word"])
+def test_a_sentence_longer_than_the_budget_is_cut_not_dropped(sentence):
+    s = summarizer(prompt_tokens=300)
+    budget = s.budget()
+    pieces = s.fit(sentence, budget)
+    assert len(pieces) > 1 and all(s.size(p) <= budget for p in pieces)
+    joiner = " " if " " in sentence else ""
+    assert joiner.join(pieces) == sentence
+    parts = s.parts(["Short one.", sentence, "Last."])
+    assert " ".join(parts).replace(" ", "") == ("Short one." + sentence + "Last.").replace(" ", "")
+    summary = s.summarize(sentence)
+    assert any("cut at word boundaries" in note for note in summary.notes)

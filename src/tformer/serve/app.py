@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tformer import __version__
 from tformer.serve.access import AccessLog
 from tformer.serve.batching import DynamicBatcher, QueueFullError
-from tformer.serve.generation import GenerationService, add_generation_routes
+from tformer.serve.generation import GenerationService, add_generation_routes, summarize_with_chat_model
 from tformer.serve.guard import RequestGuard, client_gone
 from tformer.serve.models import MISSING, ModelUnavailableError, ServedModels
 from tformer.serve.qa import QAService, add_qa_routes
@@ -36,14 +36,16 @@ from tformer.serve.schemas import (
     ErrorResponse,
     HealthResponse,
     ServeLimits,
+    SummarizeResponse,
     TranslateResponse,
     request_models,
 )
 from tformer.text.language import looks_german
 
 DESCRIPTION = """German → English translation with a Transformer, and a look inside it: decoding steps with the
-model's top candidates, and attention weights of every layer and head. Also sentence embeddings and text
-classification with a BERT encoder. The page at [/](/) shows all of it.
+model's top candidates, and attention weights of every layer and head. Also sentence embeddings, text
+classification (sentiment, spam) and summarization with a BERT encoder, question answering, and text generation
+with a small chat model. The page at [/](/) shows all of it.
 
 Requests that arrive within a few milliseconds of each other share one model call. Errors come back as
 `{"error": "...", "details": [...]}`: 4xx for bad input (401: a missing or wrong API key), 503 when the server
@@ -62,6 +64,7 @@ def create_app(models: ServedModels, limits: ServeLimits | None = None, api_key:
     ``generation`` serves ``/generate`` and ``/chat`` (default: smollm2, loaded at the first such request).
     """
     limits = limits or ServeLimits()
+    generation = generation or GenerationService()
     batcher = DynamicBatcher(models.run, limits.max_batch_size, limits.max_wait_ms, limits.max_queue)
 
     @asynccontextmanager
@@ -73,9 +76,9 @@ def create_app(models: ServedModels, limits: ServeLimits | None = None, api_key:
     app = FastAPIOffline(title="tformer", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.models, app.state.batcher, app.state.limits = models, batcher, limits
     add_error_handlers(app)
-    add_routes(app, models, batcher, limits)
+    add_routes(app, models, batcher, limits, generation)
     add_qa_routes(app, qa, limits)
-    add_generation_routes(app, generation or GenerationService(), limits)
+    add_generation_routes(app, generation, limits)
 
     app.add_middleware(RequestGuard, max_body_bytes=limits.max_body_bytes, api_key=api_key)
     if access_log is not None:  # added last, so outermost: the guard's refusals are logged too
@@ -83,7 +86,8 @@ def create_app(models: ServedModels, limits: ServeLimits | None = None, api_key:
     return app
 
 
-def add_routes(app: FastAPI, models: ServedModels, batcher: DynamicBatcher, limits: ServeLimits) -> None:
+def add_routes(app: FastAPI, models: ServedModels, batcher: DynamicBatcher, limits: ServeLimits,
+               generation: GenerationService) -> None:
     requests = request_models(limits)
 
     async def call(key: Hashable, items: list[Any]) -> list[Any]:
@@ -138,9 +142,26 @@ def add_routes(app: FastAPI, models: ServedModels, batcher: DynamicBatcher, limi
 
     @app.post("/classify", response_model=ClassifyResponse, responses=ERRORS, summary="Label texts")
     async def classify(request: requests.Classify) -> dict[str, Any]:
-        """The fine-tuned classifier's label and probabilities for each text (503 when none is loaded)."""
-        name = loaded("classifier")
-        return {"model": name, "predictions": await call(("classify",), request.texts)}
+        """The fine-tuned classifier's label and probabilities for each text: the server's classifier, or with
+        `model` a bundled one by name (`sentiment`, `spam`; loaded at its first request)."""
+        if request.model is None:
+            loaded("classifier")
+        predictions = await call(("classify", request.model), request.texts)
+        return {"model": models.classifier_name(request.model), "predictions": predictions}
+
+    @app.post("/summarize", response_model=SummarizeResponse, responses=ERRORS, summary="Summarize a document")
+    async def summarize(request: requests.Summarize) -> dict[str, Any]:
+        """The document's `sentences` most summary-worthy sentences, in document order (`extractive`, the default),
+        or a summary written by the server's chat model (`abstractive`; a document longer than its prompt is
+        summarized in parts, then the parts' summaries together, and `notes` says so)."""
+        if request.method == "abstractive":
+            return await summarize_with_chat_model(generation, request.text, request.sentences,
+                                                   limits.request_timeout_s)
+        name = loaded("encoder")
+        [result] = await call(("summarize", request.sentences), [request.text])
+        if "error" in result:
+            raise HTTPException(422, f"text: {result['error']}")
+        return {"method": "extractive", "model": name, **result}
 
     @app.post("/embed", response_model=EmbedResponse, responses=ERRORS, summary="Sentence embeddings")
     async def embed(request: requests.Embed) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Text generation over HTTP: ``POST /generate`` (continue a prompt) and ``POST /chat`` (answer a conversation),
-answered as one JSON object, or streamed as server-sent events with ``"stream": true``.
+answered as one JSON object, or streamed as server-sent events with ``"stream": true``; and the abstractive
+summaries of ``POST /summarize``, written by the same model.
 
 ``GenerationService`` loads its language model at the first request (the default, smollm2, takes seconds; a server
 that never generates never pays for it); one lock keeps generations one at a time, each in a worker thread. A
@@ -24,6 +25,8 @@ from tformer.decoding.stepwise import check_prompt, continue_text
 from tformer.errors import TformerError
 from tformer.interop.language_models import DEFAULT_CHAT_MODEL, load_language_model
 from tformer.serve.schemas import ErrorResponse, ServeLimits, without_bom
+from tformer.summarize.abstractive import AbstractiveSummarizer
+from tformer.summarize.sentences import split_sentences
 
 ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 413, 422, 503)}
 MAX_NEW_TOKENS = 1024
@@ -164,3 +167,33 @@ def event_stream(service: GenerationService, pieces: Iterator) -> StreamingRespo
             yield f"event: done\ndata: {json.dumps({'text': ''.join(text)}, ensure_ascii=False)}\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+async def summarize_with_chat_model(service: GenerationService, text: str, sentences: int,
+                                    timeout_s: float) -> dict[str, Any]:
+    """``POST /summarize`` with ``method: abstractive``: the service's chat model told to summarize ``text``.
+
+    503 when the model is no chat model (no chat template) or its context is too short for a summary; 422 when the
+    text cannot be summarized; 504 past ``timeout_s`` (a worker thread cannot be stopped: its late answer is
+    dropped, as for /ask).
+    """
+    model, tokenizer = await asyncio.to_thread(service.load)
+    try:
+        summarizer = AbstractiveSummarizer(model, tokenizer)
+        summarizer.prompt("", sentences)  # a tokenizer without a chat template fails here, not mid-request
+    except (TformerError, ValueError, AttributeError) as err:
+        raise HTTPException(503, f"the language model {service.name!r} cannot write summaries: {err}") from None
+
+    def run():
+        with service.lock:
+            return summarizer.summarize(text, sentences)
+
+    try:
+        summary = await asyncio.wait_for(asyncio.to_thread(run), timeout=timeout_s)
+    except ValueError as err:
+        raise HTTPException(422, f"text: {err}") from None
+    except TimeoutError:
+        raise HTTPException(504, f"the request took longer than the server's limit of {timeout_s:g} s "
+                                 "(--request-timeout)") from None
+    return {"method": "abstractive", "model": service.name, "summary": summary.text, "sentences": summary.sentences,
+            "indices": None, "document_sentences": len(split_sentences(text)), "notes": summary.notes}

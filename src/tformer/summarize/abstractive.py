@@ -2,7 +2,7 @@
 
 A document longer than the prompt budget is split, at sentence boundaries, into parts that fit; each part is
 summarized, then the parts' summaries are summarized together (and the summary says so in its notes), so no
-text is dropped silently.
+text is dropped silently. A single sentence longer than the budget is cut at word boundaries first.
 """
 
 from __future__ import annotations
@@ -17,17 +17,23 @@ from tformer.summarize.sentences import split_sentences
 
 INSTRUCTION = "Summarize the following text in {count}. Reply with the summary only.\n\n{text}"
 COUNTS = {1: "one sentence", 2: "two sentences", 3: "three sentences"}
+MIN_PROMPT_TOKENS = 64  # the smallest prompt budget accepted
+MIN_TEXT_TOKENS = 16  # the smallest share of it left for the text
 
 
 class AbstractiveSummarizer:
     """A chat model (``CausalLM`` + its chat tokenizer) prompted to summarize; greedy decoding."""
 
     def __init__(self, model: CausalLM, tokenizer, max_new_tokens: int = 80, prompt_tokens: int = 1536) -> None:
-        if prompt_tokens < 64:
-            raise ValueError(f"prompt_tokens must be at least 64, got {prompt_tokens}")
+        if prompt_tokens < MIN_PROMPT_TOKENS:
+            raise ValueError(f"prompt_tokens must be at least {MIN_PROMPT_TOKENS}, got {prompt_tokens}")
+        room = model.config.max_len - max_new_tokens
+        if room < MIN_PROMPT_TOKENS:
+            raise ValueError(f"the model's context of {model.config.max_len} tokens leaves {room} for the prompt "
+                             f"after {max_new_tokens} new tokens; a summary needs at least {MIN_PROMPT_TOKENS}")
         self.model, self.tokenizer = model.eval(), tokenizer
         self.max_new_tokens = max_new_tokens
-        self.prompt_tokens = min(prompt_tokens, model.config.max_len - max_new_tokens)
+        self.prompt_tokens = min(prompt_tokens, room)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "smollm2", **kwargs) -> AbstractiveSummarizer:
@@ -40,16 +46,37 @@ class AbstractiveSummarizer:
         content = INSTRUCTION.format(count=count, text=text)
         return self.tokenizer.apply_chat_template([{"role": "user", "content": content}])
 
+    def budget(self, sentences: int = 1) -> int:
+        """Tokens of text one prompt can hold: ``prompt_tokens`` less the instruction and the chat template."""
+        budget = self.prompt_tokens - len(self.tokenizer.encode(self.prompt("", sentences)))
+        if budget < MIN_TEXT_TOKENS:
+            raise ValueError(f"the prompt budget of {self.prompt_tokens} tokens leaves {budget} for the text after "
+                             f"the instruction; at least {MIN_TEXT_TOKENS} are needed")
+        return budget
+
+    def size(self, text: str) -> int:
+        return len(self.tokenizer.encode(" " + text))
+
+    def fit(self, sentence: str, budget: int) -> list[str]:
+        """``sentence``, or, when it is longer than ``budget`` tokens, its pieces that fit: cut in halves at word
+        boundaries (at characters for a single over-long word), in order, nothing dropped."""
+        if len(sentence) <= 1 or self.size(sentence) <= budget:
+            return [sentence]
+        words = sentence.split()
+        if len(words) > 1:
+            half = len(words) // 2
+            return self.fit(" ".join(words[:half]), budget) + self.fit(" ".join(words[half:]), budget)
+        half = len(sentence) // 2
+        return self.fit(sentence[:half], budget) + self.fit(sentence[half:], budget)
+
     def parts(self, document: Sequence[str], sentences: int = 1) -> list[str]:
-        """The document's sentences grouped, in order, into texts whose prompts fit ``prompt_tokens``."""
-        overhead = len(self.tokenizer.encode(self.prompt("", sentences)))
-        budget = self.prompt_tokens - overhead
+        """The document's sentences grouped, in order, into texts whose prompts fit ``prompt_tokens``; a sentence
+        too long for one prompt is cut into pieces first (``fit``)."""
+        budget = self.budget(sentences)
         groups: list[list[str]] = [[]]
         used = 0
-        for sentence in document:
-            size = len(self.tokenizer.encode(" " + sentence))
-            if size > budget:
-                raise ValueError(f"a sentence of {size} tokens does not fit the prompt budget of {budget} tokens")
+        for sentence in (piece for s in document for piece in self.fit(s, budget)):
+            size = self.size(sentence)
             if groups[-1] and used + size > budget:
                 groups.append([])
                 used = 0
@@ -73,14 +100,25 @@ class AbstractiveSummarizer:
         if not document:
             raise ValueError("nothing to summarize: the document has no sentences")
         notes = []
+        budget = self.budget(sentences)
+        cut = sum(1 for s in document if self.size(s) > budget)
+        if cut:
+            notes.append(f"{cut} sentence(s) longer than the prompt budget ({budget} tokens of text) were cut at word "
+                         "boundaries into pieces that fit")
         parts = self.parts(document, sentences)
         summaries = self.complete(parts, sentences)
         if len(parts) > 1:
             notes.append(f"the document is longer than the model's prompt budget ({self.prompt_tokens} tokens): "
                          f"it was summarized in {len(parts)} parts, then the parts' summaries together")
         while len(summaries) > 1:  # summaries of parts, summarized again until one is left
-            summaries = self.complete(self.parts(summaries, sentences), sentences)
-        result = split_sentences(summaries[0]) or [summaries[0]]
+            grouped = self.parts(summaries, sentences)
+            if len(grouped) == len(summaries):  # no two summaries fit one prompt: another round would not end
+                raise ValueError(f"the summaries of the document's {len(parts)} parts are too long to summarize "
+                                 "together; give the model a larger prompt budget (prompt_tokens)")
+            summaries = self.complete(grouped, sentences)
+        result = split_sentences(summaries[0])
+        if not result:
+            notes.append("the model wrote no summary (an empty answer)")
         if len(result) > sentences:  # small chat models often say more than asked: keep what was asked for
             notes.append(f"the model wrote {len(result)} sentences; the first {sentences} are kept")
             result = result[:sentences]
