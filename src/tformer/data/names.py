@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import random
 import re
+from collections.abc import Collection
 
 ONSETS = ("", "", "b", "c", "ch", "d", "dh", "f", "g", "gh", "h", "j", "k", "kh", "l", "m", "n", "p", "ph",
           "q", "r", "s", "sh", "t", "th", "v", "w", "x", "y", "z", "zh", "br", "kr", "pr", "st", "tr", "bh")
@@ -29,13 +30,17 @@ HELD_OUT_NAMES = frozenset({
 })
 
 
-def pseudo_name(rng: random.Random) -> str:
-    """A capitalised, pronounceable made-up name of one to three syllables (never one of ``HELD_OUT_NAMES``)."""
+def pseudo_name(rng: random.Random, vowel_share: float = 0.0, avoid: Collection[str] = ()) -> str:
+    """A capitalised, pronounceable made-up name of one to three syllables (never one of ``HELD_OUT_NAMES`` or
+    ``avoid``). With ``vowel_share`` > 0, that share of names starts with a vowel ("Aoravi", "Iyesh"); at 0 the
+    names (and the random numbers drawn) are those of the original generator."""
     while True:
         syllables = rng.choice((1, 2, 2, 2, 3, 3))
-        name = "".join(rng.choice(ONSETS) + rng.choice(VOWELS) for _ in range(syllables)) + rng.choice(CODAS)
+        vowel_first = vowel_share > 0 and rng.random() < vowel_share
+        name = "".join(("" if i == 0 and vowel_first else rng.choice(ONSETS)) + rng.choice(VOWELS)
+                       for i in range(syllables)) + rng.choice(CODAS)
         name = name.capitalize()
-        if len(name) >= 3 and name not in HELD_OUT_NAMES:
+        if len(name) >= 3 and name not in HELD_OUT_NAMES and name not in avoid:
             return name
 
 
@@ -61,9 +66,11 @@ def shared_name_pairs(
 
 
 def substitute_names(
-    src: list[str], tgt: list[str], names: tuple[str, ...], count: int, seed: int
+    src: list[str], tgt: list[str], names: tuple[str, ...], count: int, seed: int, vowel_share: float = 0.0,
+    avoid: Collection[str] = (),
 ) -> tuple[list[str], list[str]]:
-    """``count`` new pairs: seeded picks of pairs sharing a name, the name replaced by a generated one on both sides.
+    """``count`` new pairs: seeded picks of pairs sharing a name, the name replaced by a generated one on both sides
+    (``pseudo_name`` with ``vowel_share`` and ``avoid``).
 
     The same pair may be picked again (with another name) when ``count`` exceeds the pairs available.
     """
@@ -74,7 +81,7 @@ def substitute_names(
     new_src, new_tgt = [], []
     for _ in range(count):
         i, name = rng.choice(candidates)
-        fresh = pseudo_name(rng)
+        fresh = pseudo_name(rng, vowel_share, avoid)
         new_src.append(word_pattern(name).sub(fresh, src[i]))
         new_tgt.append(word_pattern(name).sub(fresh, tgt[i]))
     return new_src, new_tgt

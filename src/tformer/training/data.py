@@ -8,9 +8,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from tformer.data.augment import number_pairs, substitute_places
 from tformer.data.corpus import ParallelCorpus, multi30k, tatoeba
 from tformer.data.names import substitute_names
+from tformer.evaluation.names import UNSEEN_COPIED_PLACES, UNSEEN_NAMES
 from tformer.training.recipe import DataConfig
+
+# Made-up names and towns never equal the evaluation's unseen ones (tformer.evaluation.names).
+EVALUATION_WORDS = frozenset(UNSEEN_NAMES) | frozenset(UNSEEN_COPIED_PLACES)
 
 
 @dataclass
@@ -25,17 +30,23 @@ class Batch:
 
 
 def training_corpus(cfg: DataConfig, seed: int) -> ParallelCorpus:
-    """Multi30k train (repeated ``multi30k_upsample`` times), a seeded sample of Tatoeba train, and
-    ``name_substitutions`` Tatoeba pairs whose shared name is replaced by a made-up one."""
+    """Multi30k train (repeated ``multi30k_upsample`` times), a seeded sample of Tatoeba train,
+    ``name_substitutions`` Tatoeba pairs whose shared name is replaced by a made-up one, ``place_substitutions``
+    pairs with another place and ``number_pairs`` template pairs with numbers (in this order)."""
     m30k = multi30k("train", cfg.root or None)
     src, tgt = m30k.src * cfg.multi30k_upsample, m30k.tgt * cfg.multi30k_upsample
-    if cfg.tatoeba_max_pairs or cfg.name_substitutions:
+    if cfg.tatoeba_max_pairs or cfg.name_substitutions or cfg.place_substitutions:
         tat = tatoeba("train", cfg.root or None)
         ids = tatoeba_sample(len(tat), cfg.tatoeba_max_pairs, seed)
-        new_src, new_tgt = substitute_names(tat.src, tat.tgt, cfg.substituted_names, cfg.name_substitutions, seed)
+        new_src, new_tgt = substitute_names(tat.src, tat.tgt, cfg.substituted_names, cfg.name_substitutions, seed,
+                                            cfg.name_vowel_share, EVALUATION_WORDS)
         src += [tat.src[i] for i in ids] + new_src
         tgt += [tat.tgt[i] for i in ids] + new_tgt
-    return ParallelCorpus(src, tgt, "train")
+        new_src, new_tgt = substitute_places(tat.src, tat.tgt, cfg.place_substitutions, seed,
+                                             max(cfg.name_vowel_share, 0.3), EVALUATION_WORDS)
+        src, tgt = src + new_src, tgt + new_tgt
+    new_src, new_tgt = number_pairs(cfg.number_pairs, seed)
+    return ParallelCorpus(src + new_src, tgt + new_tgt, "train")
 
 
 def tatoeba_sample(available: int, wanted: int, seed: int) -> list[int]:

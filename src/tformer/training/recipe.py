@@ -26,12 +26,17 @@ class DataConfig(JsonConfig):
     max_tokens_per_sentence: int = 128  # longer training pairs (in subwords) are skipped
     name_substitutions: int = 0  # extra Tatoeba pairs with a shared name replaced by a made-up one (see data/names)
     substituted_names: tuple[str, ...] = ("Tom", "Mary")  # names eligible for substitution
+    name_vowel_share: float = 0.0  # share of made-up names that start with a vowel (0 = the original generator)
+    place_substitutions: int = 0  # extra Tatoeba pairs with a city replaced by another place (see data/augment)
+    number_pairs: int = 0  # extra template pairs with prices, decimals, counts, times and dates (see data/augment)
 
     def __post_init__(self) -> None:
         require_positive(self, "multi30k_upsample", "max_tokens_per_sentence")
+        require_probability(self, "name_vowel_share")
         self.substituted_names = tuple(self.substituted_names)
-        if self.name_substitutions < 0:
-            raise ConfigError(f"name_substitutions must be >= 0, got {self.name_substitutions!r}")
+        for name in ("name_substitutions", "place_substitutions", "number_pairs"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
 
 
 @dataclass
