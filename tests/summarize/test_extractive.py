@@ -6,15 +6,18 @@ import pytest
 import torch
 
 from tformer.cli.main import main
+from tformer.models.pipelines import SentenceEncoder
 from tformer.summarize.extractive import (
     FEATURES,
     SCORER_FILE,
     CosineRows,
     ExtractiveSummarizer,
     SentenceScorer,
+    embed_sentences,
     mmr_select,
     sentence_features,
 )
+from tformer.summarize.sentences import cut_to_fit
 
 from tests.models.bert_helpers import save_tiny_encoder
 
@@ -135,6 +138,35 @@ def test_cli_prints_n_sentences_of_the_document(tmp_path, capsys):
     assert out["sentences"] == [DOCUMENT[i] for i in out["indices"]] and len(out["scores"]) == len(DOCUMENT)
     assert main(["summarize", str(tmp_path / "doc.txt"), "--method", "abstractive",
                  "--chat-model", str(tmp_path / "missing.gguf")]) == 1
+
+
+def test_a_sentence_longer_than_the_encoders_window_is_embedded_in_pieces(tmp_path):
+    encoder = SentenceEncoder.from_pretrained(save_tiny_encoder(tmp_path / "encoder"))  # window: 40 tokens
+    long = "The " + " ".join(["movie was good and the plot was fun"] * 12)  # about 100 tokens
+    vectors, cut = embed_sentences(encoder, [DOCUMENT[0], long, DOCUMENT[2]])
+    assert cut == 1 and len(encoder.tokenizer.encode(long)) > 40
+    assert torch.allclose(vectors[[0, 2]], encoder.encode([DOCUMENT[0], DOCUMENT[2]]), atol=1e-6)
+    pieces = cut_to_fit(long, lambda t: len(encoder.tokenizer.encode(t)), 40)
+    assert len(pieces) > 1 and " ".join(pieces) == long
+    expected = torch.nn.functional.normalize(encoder.encode(pieces).sum(0), dim=0)
+    assert torch.allclose(vectors[1], expected, atol=1e-5)
+    assert not torch.allclose(vectors[1], encoder.encode(long), atol=1e-3)  # not the truncated sentence's
+    summary = ExtractiveSummarizer(encoder, SentenceScorer.from_json()).summarize(f"{DOCUMENT[0]} {long}. End.", 3)
+    assert long + "." in summary.sentences and any("embedded in pieces" in n for n in summary.notes)
+
+
+def test_cli_bad_documents_are_one_clear_line(tmp_path, capsys):
+    encoder = str(save_tiny_encoder(tmp_path / "encoder"))
+    for name, text, message in (("empty.txt", "", "input file is empty"),
+                                ("blank.txt", "\n  \n\n", "nothing to summarize")):
+        (tmp_path / name).write_text(text)
+        assert main(["summarize", str(tmp_path / name), "--model", encoder]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
+    (tmp_path / "one.txt").write_text("Only this sentence.\n")
+    assert main(["summarize", str(tmp_path / "one.txt"), "--sentences", "3", "--model", encoder]) == 0
+    out, err = capsys.readouterr()
+    assert out == "Only this sentence.\n" and "note: the document has one sentence" in err
 
 
 @pytest.mark.slow

@@ -1,6 +1,8 @@
 """split_sentences: boundaries at terminal punctuation, not after abbreviations, initials or decimals."""
 
-from tformer.summarize.sentences import split_sentences
+import pytest
+
+from tformer.summarize.sentences import cut_to_fit, split_sentences
 
 
 def test_sentence_boundaries_and_non_boundaries():
@@ -27,3 +29,13 @@ def test_joining_the_sentences_gives_back_the_words():
 
 def test_empty_text_has_no_sentences():
     assert split_sentences("") == [] and split_sentences(" \n\n ") == []
+
+
+@pytest.mark.parametrize("limit", [3, 7, 50])
+def test_cut_to_fit_keeps_every_word_in_order_within_the_limit(limit):
+    text = " ".join(f"w{i}" for i in range(40))
+    pieces = cut_to_fit(text, lambda t: len(t.split()), limit)
+    assert " ".join(pieces) == text and all(len(p.split()) <= limit for p in pieces)
+    assert (len(pieces) == 1) == (limit == 50)
+    word = "x" * 100  # one word longer than the limit: cut at characters
+    assert "".join(cut_to_fit(word, len, 30)) == word and all(len(p) <= 30 for p in cut_to_fit(word, len, 30))

@@ -13,7 +13,7 @@ from pathlib import Path
 from tformer.decoding.generate import GenerationConfig, generate
 from tformer.models.causal_lm import CausalLM
 from tformer.summarize.extractive import Summary
-from tformer.summarize.sentences import split_sentences
+from tformer.summarize.sentences import cut_to_fit, split_sentences
 
 INSTRUCTION = "Summarize the following text in {count}. Reply with the summary only.\n\n{text}"
 COUNTS = {1: "one sentence", 2: "two sentences", 3: "three sentences"}
@@ -58,16 +58,8 @@ class AbstractiveSummarizer:
         return len(self.tokenizer.encode(" " + text))
 
     def fit(self, sentence: str, budget: int) -> list[str]:
-        """``sentence``, or, when it is longer than ``budget`` tokens, its pieces that fit: cut in halves at word
-        boundaries (at characters for a single over-long word), in order, nothing dropped."""
-        if len(sentence) <= 1 or self.size(sentence) <= budget:
-            return [sentence]
-        words = sentence.split()
-        if len(words) > 1:
-            half = len(words) // 2
-            return self.fit(" ".join(words[:half]), budget) + self.fit(" ".join(words[half:]), budget)
-        half = len(sentence) // 2
-        return self.fit(sentence[:half], budget) + self.fit(sentence[half:], budget)
+        """``sentence``, or its pieces of at most ``budget`` tokens when it is longer (``cut_to_fit``)."""
+        return cut_to_fit(sentence, self.size, budget)
 
     def parts(self, document: Sequence[str], sentences: int = 1) -> list[str]:
         """The document's sentences grouped, in order, into texts whose prompts fit ``prompt_tokens``; a sentence

@@ -5,7 +5,7 @@ A sentence's score comes from a small trained scorer (``SentenceScorer``) over a
 length, embedding centrality, similarity to the first sentence, cue phrases ("we propose", "we show") — or, with
 ``ranking="centrality"``, from the cosine between its embedding and the document's mean embedding alone.
 Embeddings are the sentence encoder's (MiniLM), one sentence at a time, so a document of any length is handled
-without a window.
+without a window; a single sentence longer than the encoder's window is embedded in pieces (``embed_sentences``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from tformer.models.pipelines import SentenceEncoder
-from tformer.summarize.sentences import split_sentences
+from tformer.summarize.sentences import cut_to_fit, split_sentences
 
 SCORER_FILE = Path(__file__).with_name("scorer.json")  # the trained scorer shipped with the package
 RANKINGS = ("learned", "centrality")
@@ -151,6 +151,29 @@ class CosineRows:
         return self.embeddings @ self.embeddings[i]  # (n,)
 
 
+def embed_sentences(encoder: SentenceEncoder, sentences: Sequence[str]) -> tuple[Tensor, int]:
+    """Unit-length embeddings (n, d_model) of ``sentences``, and how many of them were longer than the encoder's
+    window: each of those is cut at word boundaries into pieces that fit (``cut_to_fit``) and embedded as the mean
+    of its pieces' embeddings, not from its first tokens only. An encoder without a tokenizer (a stand-in) embeds
+    the sentences as they are."""
+    tokenizer = getattr(encoder, "tokenizer", None)
+    window = getattr(encoder, "max_length", None) or getattr(tokenizer, "model_max_length", None)
+    if tokenizer is None or window is None:
+        return encoder.encode(list(sentences)), 0
+    lengths = [len(ids) for ids in tokenizer.encode_batch(list(sentences))]
+    pieces: list[str] = []
+    owner: list[int] = []  # the sentence each piece belongs to
+    for i, (sentence, length) in enumerate(zip(sentences, lengths)):
+        cut = [sentence] if length <= window else cut_to_fit(sentence, lambda t: len(tokenizer.encode(t)), window)
+        pieces += cut
+        owner += [i] * len(cut)
+    vectors = encoder.encode(pieces)  # (pieces, d_model)
+    if len(pieces) == len(sentences):
+        return vectors, 0
+    summed = torch.zeros(len(sentences), vectors.shape[1]).index_add_(0, torch.tensor(owner), vectors)
+    return torch.nn.functional.normalize(summed, dim=-1), sum(1 for n in lengths if n > window)
+
+
 @dataclass
 class Summary:
     sentences: list[str]  # the chosen sentences, in document order
@@ -204,7 +227,10 @@ class ExtractiveSummarizer:
             notes.append("the document has one sentence; it is its own summary")
         elif sentences >= len(document):
             notes.append(f"asked for {sentences} sentences but the document has {len(document)}; all are returned")
-        embeddings = self.encoder.encode(list(document))  # (n, d_model), unit length
+        embeddings, cut = embed_sentences(self.encoder, document)  # (n, d_model), unit length
+        if cut:
+            notes.append(f"{cut} sentence(s) longer than the sentence encoder's window were embedded in pieces; "
+                         "they are returned whole")
         scores = self.score(document, embeddings)
         chosen = sorted(mmr_select(scores, CosineRows(embeddings), sentences, self.diversity))
         if len(chosen) < min(sentences, len(document)):

@@ -9,6 +9,7 @@ a sentence (a heading without a full stop stays its own sentence); single line b
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 # Lower-cased words that end with a full stop without ending the sentence.
 ABBREVIATIONS = frozenset(
@@ -41,3 +42,17 @@ def _is_abbreviation(before: str) -> bool:
     word = before.rsplit(maxsplit=1)[-1] if before.strip() else ""
     word = word.lstrip("\"'(\u201c\u2018[").lower()
     return word in ABBREVIATIONS or (len(word) == 1 and word.isalpha())
+
+
+def cut_to_fit(text: str, size: Callable[[str], int], limit: int) -> list[str]:
+    """``text``, or, when ``size(text)`` (its tokens) exceeds ``limit``, its pieces that fit: cut in halves at word
+    boundaries (at characters for a single over-long word), in order, nothing dropped. A sentence longer than a
+    model's window is split this way rather than truncated."""
+    if len(text) <= 1 or size(text) <= limit:
+        return [text]
+    words = text.split()
+    if len(words) > 1:
+        half = len(words) // 2
+        return cut_to_fit(" ".join(words[:half]), size, limit) + cut_to_fit(" ".join(words[half:]), size, limit)
+    half = len(text) // 2
+    return cut_to_fit(text[:half], size, limit) + cut_to_fit(text[half:], size, limit)
