@@ -14,9 +14,9 @@ DEFAULT_CLASSIFIER = f"{DEFAULT_OUT}/{BEST}"
 API_KEY_ENV = "TFORMER_API_KEY"
 HELP = "Serve translation, attention, embeddings and classification over HTTP, with a web page at /."
 DESCRIPTION = HELP + """ Open http://HOST:PORT/ in a browser to translate German sentences and see the decoding
-steps and attention; the JSON API (POST /translate, /classify, /embed, /attention, /search, /ask; GET /health) is
-documented at /docs. Requests that arrive within --batch-wait-ms of each other share one model call. Stop with
-Ctrl-C."""
+steps and attention; the JSON API (POST /translate, /classify, /summarize, /embed, /attention, /search, /ask,
+/generate, /chat; GET /health) is documented at /docs. Requests that arrive within --batch-wait-ms of each other
+share one model call. Stop with Ctrl-C."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
