@@ -50,6 +50,9 @@ def main() -> None:
     parser.add_argument("--measure-only", type=Path, metavar="FOLDER",
                         help="measure the targets of a bundled model folder; write nothing into it")
     parser.add_argument("--report", type=Path, help="with --measure-only: write the figures to this JSON file")
+    parser.add_argument("--stage", type=int, default=0,
+                        help="the run is stage N of a staged training: also keep its recipe and curves as "
+                             "recipe-stageN.json and curves-stageN.png and record its training time")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -62,6 +65,9 @@ def main() -> None:
     Translator.from_pretrained(args.run / "final").save_pretrained(args.out, dtype=torch.float16)
     shutil.copy(args.run / "curves.png", args.out / "curves.png")
     shutil.copy(args.run / "recipe.json", args.out / "recipe.json")
+    if args.stage:
+        shutil.copy(args.run / "curves.png", args.out / f"curves-stage{args.stage}.png")
+        shutil.copy(args.run / "recipe.json", args.out / f"recipe-stage{args.stage}.json")
     translator = Translator.from_pretrained(args.out)  # evaluate what ships: the float16 weights, loaded as float32
 
     val, test, tat = multi30k("val"), multi30k("test_2016_flickr"), tatoeba("test")
@@ -85,10 +91,19 @@ def main() -> None:
         "parameters": translator.model.num_parameters(),
         "float16_megabytes": round((args.out / "model.safetensors").stat().st_size / 1e6, 1),  # as shipped
     }
+    if args.stage:
+        results["stage"] = {"stage": args.stage, **training_time(args.run)}
     results["targets"] = targets(results)
     (args.out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     write_card_targets(args.out / "README.md", results["targets"])
     print(json.dumps(results, indent=2, ensure_ascii=False))
+
+
+def training_time(run: Path) -> dict:
+    """Updates and counted training minutes of a run, from the last line of its metrics.jsonl."""
+    lines = (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").is_file() else []
+    last = json.loads(lines[-1]) if lines else {}
+    return {"updates": last.get("step"), "training_minutes": round(last.get("seconds", 0) / 60, 1)}
 
 
 def measure_only(folder: Path, report: Path | None) -> None:
