@@ -139,8 +139,8 @@ DATE_FRAMES = (("Die Feier findet am {n} statt.", "The party is on {n}."),
 
 
 def number_pair(rng: random.Random) -> tuple[str, str]:
-    """One German/English pair with a number: a price, a decimal measure, a count in digits or words, a clock time
-    or a date, each in a randomly chosen frame."""
+    """One German/English pair with a number: a price, a decimal measure, a count (in digits, in words, with a
+    thousands separator, or a phone number), a clock time or a date, each in a randomly chosen frame."""
     kind = rng.randrange(6)
     if kind <= 1:  # prices: whole euros or with cents
         (de_x, en_x), (de_f, en_f) = rng.choice(THINGS), rng.choice(PRICE_FRAMES)
@@ -153,9 +153,18 @@ def number_pair(rng: random.Random) -> tuple[str, str]:
         (de_u, *en_units), (de_f, en_f) = rng.choice(UNITS), rng.choice(MEASURE_FRAMES)
         de_n, en_n = random_decimal(rng)
         return de_f.format(n=de_n, u=de_u), en_f.format(n=en_n, u=rng.choice(en_units))
-    if kind == 3:  # a count, in digits or (a third of the time) in words
-        (de_y, en_y), (de_f, en_f) = rng.choice(PLURALS), rng.choice(COUNT_FRAMES)
-        de_n, en_n = rng.choice(NUMBER_WORDS) if rng.random() < 0.33 else (str(random_integer(rng)),) * 2
+    if kind == 3:  # a count: in words, in digits, or large with a thousands separator ("1.500" / "1,500")
+        (de_y, en_y), (de_f, en_f), roll = rng.choice(PLURALS), rng.choice(COUNT_FRAMES), rng.random()
+        if roll < 0.3:
+            de_n, en_n = rng.choice(NUMBER_WORDS)
+        elif roll < 0.45:
+            n = rng.randrange(1000, 1_000_000)
+            de_n, en_n = f"{n:,}".replace(",", "."), f"{n:,}"
+        elif roll < 0.55:  # a phone or order number: digits copied, leading zero and grouping kept
+            de_n = en_n = "0" + " ".join(str(rng.randrange(10**k, 10 ** (k + 1))) for k in (2, rng.choice((4, 5, 6))))
+            return f"Die Nummer lautet {de_n}.", f"The number is {en_n}."
+        else:
+            de_n = en_n = str(random_integer(rng))
         return de_f.format(n=de_n, y=de_y), en_f.format(n=en_n, y=en_y)
     (de_f, en_f), (de_n, en_n) = rng.choice(TIME_FRAMES if kind == 4 else DATE_FRAMES), (
         clock_time(rng) if kind == 4 else date(rng))
