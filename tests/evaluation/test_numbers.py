@@ -57,3 +57,9 @@ def test_morning_times_half_hours_dates_and_words():
     assert number_problems("Am 3. Mai.", "It may be the 3rd.")  # "may" is not the month
     assert not number_problems("Sie ist sieben.", "She is Seven.") and not number_problems("Sie ist sieben.", "7.")
     assert number_problems("Sie ist sieben.", "She is her.")
+
+
+def test_noon_and_midnight():
+    assert not number_problems("Um 12 Uhr essen wir.", "We eat at noon.")
+    assert not number_problems("Um 0 Uhr schlafen wir.", "We sleep at midnight.")
+    assert number_problems("Um 12 Uhr essen wir.", "We eat at midnight.")

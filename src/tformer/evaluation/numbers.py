@@ -5,7 +5,8 @@ this order (each piece of the German text is used by one rule only):
 
 - a time ``15 Uhr``, ``17.45 Uhr``, ``8:30 Uhr``: the 24-hour form ("15:00", "17:45") or the 12-hour form with
   a.m./p.m. ("3 p.m.", "3pm", "3:00 PM", "5:45 p.m."); for hours up to 12 also "8 o'clock", "eight o'clock",
-  "8:00" and a bare "8" (German "um 8 Uhr" is the morning, so "8 p.m." is wrong);
+  "8:00" and a bare "8" (German "um 8 Uhr" is the morning, so "8 p.m." is wrong); "12 Uhr" may be "noon",
+  "0 Uhr" "midnight";
 - a date ``12. März``: the day as "12" or "12th" and the month's English name ("March"); a year after it is a
   number as below;
 - a decimal ``3,5`` / ``3,50``: the English decimal point, same digits ("3.5", "3.50"); "3,5" or "35" is wrong;
@@ -63,8 +64,10 @@ def time_forms(hour: int, minute: int) -> tuple[str, ...]:
         forms += [f"{clock} {suffix}", f"{clock}{suffix}"]
         if minute == 0:
             forms += [f"{h12} {suffix}", f"{h12}{suffix}"]
-    if hour <= 12 and minute == 0:
+    if 0 < hour <= 12 and minute == 0:
         forms += [f"{hour} o'clock", f"{ENGLISH_WORDS[hour]} o'clock", str(hour)]
+    if minute == 0 and hour in (0, 12):
+        forms += ["midnight"] if hour == 0 else ["noon", "midday"]
     return tuple(dict.fromkeys(forms))
 
 
