@@ -4,6 +4,8 @@
     python scripts/summarization.py train       # fit the scorer -> src/tformer/summarize/scorer.json
     python scripts/summarization.py evaluate    # ROUGE-1/2/L F1 on dev.jsonl: baselines and the shipped scorer
     python scripts/summarization.py abstractive --limit 100   # the chat model on the first 100 dev abstracts
+    python scripts/summarization.py prompts --limit 40   # a few instructions on 40 train abstracts: the best
+    python scripts/summarization.py abstractive --limit 619 --instruction "..."   # the whole dev set, one prompt
 
 Documents are taken as the dataset splits them into sentences. A sentence's training label is its ROUGE against
 the TL;DR (mean of ROUGE-1/2/L F1, best over references); the scorer is trained listwise (a softmax over each
@@ -24,6 +26,7 @@ import torch
 from tformer.data.corpus import data_dir
 from tformer.evaluation.rouge import METRICS, corpus_rouge, rouge
 from tformer.models.pipelines import SentenceEncoder
+from tformer.summarize.abstractive import INSTRUCTION, AbstractiveSummarizer
 from tformer.summarize.extractive import (
     FEATURES,
     SCORER_FILE,
@@ -147,21 +150,45 @@ def evaluate(args: argparse.Namespace) -> None:
         Path(args.json).write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
 
 
-def abstractive(args: argparse.Namespace) -> None:
-    from tformer.summarize.abstractive import AbstractiveSummarizer
+# Instructions tried by `prompts` on a slice of train.jsonl ({count}: "one sentence", {text}: the abstract).
+PROMPTS = {
+    "default": None,  # the package's INSTRUCTION
+    "after": "{text}\n\nSummarize the text above in {count}. Reply with the summary only.",
+    "tldr": "Write a TL;DR of the following text in {count}. Reply with the TL;DR only.\n\n{text}",
+    "finding": "Read the text and state its main contribution or finding in {count}.\n\n{text}",
+}
 
-    torch.set_num_threads(2)
-    docs, vectors = load_split("dev")
-    docs, vectors = docs[: args.limit], vectors[: args.limit]
-    refs = [d["target"] for d in docs]
-    summarizer = AbstractiveSummarizer.from_pretrained(args.chat_model, max_new_tokens=args.max_new_tokens)
+
+def write_summaries(summarizer, docs: list[dict], batch: int, max_minutes: float | None) -> list[str]:
+    """The first sentence of the model's summary of each document (as `tformer summarize` keeps one sentence), in
+    batches; past ``max_minutes`` the remaining documents are left out (the caller scores only those done)."""
+    outputs: list[str] = []
     start = time.perf_counter()
-    outputs = []
-    for first in range(0, len(docs), args.batch):
-        batch = docs[first : first + args.batch]
-        written = summarizer.complete([" ".join(d["source"]) for d in batch])
-        outputs += [(split_sentences(w) or [w])[0] for w in written]  # as `tformer summarize` keeps: one sentence
+    for first in range(0, len(docs), batch):
+        if max_minutes is not None and time.perf_counter() - start > 60 * max_minutes:
+            print(f"stopped after {len(outputs)} documents: --max-minutes {max_minutes} reached")
+            break
+        written = summarizer.complete([" ".join(d["source"]) for d in docs[first : first + batch]])
+        outputs += [(split_sentences(w) or [w])[0] for w in written]
+    return outputs
+
+
+def load_summarizer(args: argparse.Namespace, instruction: str | None = None):
+    torch.set_num_threads(args.threads)
+    options = {"instruction": instruction.replace("\\n", "\n")} if instruction else {}
+    return AbstractiveSummarizer.from_pretrained(args.chat_model, max_new_tokens=args.max_new_tokens, **options)
+
+
+def abstractive(args: argparse.Namespace) -> None:
+    summarizer = load_summarizer(args, args.instruction)
+    docs, vectors = load_split(args.split)
+    docs, vectors = docs[args.offset : args.offset + args.limit], vectors[args.offset : args.offset + args.limit]
+    print(f"instruction: {summarizer.instruction!r}; max_new_tokens {args.max_new_tokens}; {args.threads} threads")
+    start = time.perf_counter()
+    outputs = write_summaries(summarizer, docs, args.batch, args.max_minutes)
     seconds = time.perf_counter() - start
+    docs, vectors = docs[: len(outputs)], vectors[: len(outputs)]
+    refs = [d["target"] for d in docs]
     learned = ExtractiveSummarizer(encoder=None, scorer=SentenceScorer.from_json(SCORER_FILE))  # type: ignore[arg-type]
     extractive = [d["source"][int(learned.score(d["source"], v).argmax())] for d, v in zip(docs, vectors)]
     table = {
@@ -169,15 +196,38 @@ def abstractive(args: argparse.Namespace) -> None:
         "learned extractive, same documents": corpus_rouge(extractive, refs).as_percent(),
         "lead-1, same documents": corpus_rouge([d["source"][0] for d in docs], refs).as_percent(),
     }
-    print(f"{len(docs)} dev abstracts; abstractive: {seconds:.0f} s ({seconds / len(docs):.2f} s per abstract)")
+    print(f"{len(docs)} {args.split} abstracts from #{args.offset}; abstractive: {seconds:.0f} s "
+          f"({seconds / max(len(docs), 1):.2f} s per abstract)")
     for name, scores in table.items():
         print(f"| {name} | " + " | ".join(f"{scores[m]:.1f}" for m in METRICS) + " |")
     for d, out in list(zip(docs, outputs))[:3]:
         print(f"- {out}\n  reference: {d['target'][0]}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"documents": len(docs), "seconds": round(seconds, 1),
-                                               "table": table, "outputs": outputs}, indent=2) + "\n",
-                                   encoding="utf-8")
+        Path(args.json).write_text(json.dumps({"split": args.split, "offset": args.offset, "documents": len(docs),
+                                               "instruction": summarizer.instruction, "seconds": round(seconds, 1),
+                                               "threads": args.threads, "table": table, "outputs": outputs},
+                                              indent=2) + "\n", encoding="utf-8")
+
+
+def prompts(args: argparse.Namespace) -> None:
+    """Each instruction of PROMPTS on the same slice of train.jsonl (dev stays unseen); the best by ROUGE-1."""
+    summarizer = load_summarizer(args)
+    docs = read_split("train")[args.offset : args.offset + args.limit]
+    refs = [d["target"] for d in docs]
+    results = {}
+    for name, instruction in PROMPTS.items():
+        summarizer.instruction = instruction or INSTRUCTION
+        start = time.perf_counter()
+        scores = corpus_rouge(write_summaries(summarizer, docs, args.batch, None), refs).as_percent()
+        results[name] = {"instruction": summarizer.instruction, **scores,
+                         "seconds": round(time.perf_counter() - start, 1)}
+        print(f"| {name} | " + " | ".join(f"{scores[m]:.1f}" for m in METRICS) + f" | {results[name]['seconds']} s |",
+              flush=True)
+    best = max(results, key=lambda name: results[name]["rouge1"])
+    print(f"best on train #{args.offset}..{args.offset + len(docs) - 1}: {best}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"documents": len(docs), "offset": args.offset, "best": best,
+                                               "results": results}, indent=2) + "\n", encoding="utf-8")
 
 
 def main() -> None:
@@ -192,13 +242,24 @@ def main() -> None:
     p.add_argument("--scorer", type=Path, default=SCORER_FILE)
     p.add_argument("--json", help="also write the table as JSON here")
     p.set_defaults(run=evaluate)
-    p = sub.add_parser("abstractive")
-    p.add_argument("--limit", type=int, default=100, help="first N dev abstracts")
-    p.add_argument("--chat-model", default="smollm2")
-    p.add_argument("--max-new-tokens", type=int, default=80)
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--json", help="also write the figures and outputs as JSON here")
-    p.set_defaults(run=abstractive)
+    for step, run in (("abstractive", abstractive), ("prompts", prompts)):
+        p = sub.add_parser(step)
+        p.add_argument("--limit", type=int, default=100 if step == "abstractive" else 40,
+                       help="N abstracts (from --offset)")
+        p.add_argument("--offset", type=int, default=0)
+        if step == "abstractive":
+            p.add_argument("--split", choices=("dev", "train"), default="dev", help="train: for trying prompts, so "
+                           "that dev stays unseen")
+            p.add_argument("--instruction", help="the user message, with {count} and {text} ('\\n' for a line "
+                           "break; default: the package's)")
+            p.add_argument("--max-minutes", type=float, help="stop writing summaries after this long and score "
+                           "the documents done")
+        p.add_argument("--chat-model", default="smollm2")
+        p.add_argument("--max-new-tokens", type=int, default=80)
+        p.add_argument("--batch", type=int, default=4)
+        p.add_argument("--threads", type=int, default=2, help="1 is much faster on a machine busy with other jobs")
+        p.add_argument("--json", help="also write the figures and outputs as JSON here")
+        p.set_defaults(run=run)
     args = parser.parse_args()
     args.run(args)
 

@@ -22,9 +22,15 @@ MIN_TEXT_TOKENS = 16  # the smallest share of it left for the text
 
 
 class AbstractiveSummarizer:
-    """A chat model (``CausalLM`` + its chat tokenizer) prompted to summarize; greedy decoding."""
+    """A chat model (``CausalLM`` + its chat tokenizer) prompted to summarize; greedy decoding.
 
-    def __init__(self, model: CausalLM, tokenizer, max_new_tokens: int = 80, prompt_tokens: int = 1536) -> None:
+    ``instruction`` is the user message, with ``{count}`` ("one sentence") and ``{text}`` (the document) filled in.
+    """
+
+    def __init__(self, model: CausalLM, tokenizer, max_new_tokens: int = 80, prompt_tokens: int = 1536,
+                 instruction: str = INSTRUCTION) -> None:
+        if "{text}" not in instruction:
+            raise ValueError(f"the instruction must hold {{text}} where the document goes, got {instruction!r}")
         if prompt_tokens < MIN_PROMPT_TOKENS:
             raise ValueError(f"prompt_tokens must be at least {MIN_PROMPT_TOKENS}, got {prompt_tokens}")
         room = model.config.max_len - max_new_tokens
@@ -34,6 +40,7 @@ class AbstractiveSummarizer:
         self.model, self.tokenizer = model.eval(), tokenizer
         self.max_new_tokens = max_new_tokens
         self.prompt_tokens = min(prompt_tokens, room)
+        self.instruction = instruction
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "smollm2", **kwargs) -> AbstractiveSummarizer:
@@ -43,7 +50,7 @@ class AbstractiveSummarizer:
 
     def prompt(self, text: str, sentences: int = 1) -> str:
         count = COUNTS.get(sentences, f"{sentences} sentences")
-        content = INSTRUCTION.format(count=count, text=text)
+        content = self.instruction.replace("{count}", count).replace("{text}", text)
         return self.tokenizer.apply_chat_template([{"role": "user", "content": content}])
 
     def budget(self, sentences: int = 1) -> int:
