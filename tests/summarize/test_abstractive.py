@@ -35,6 +35,11 @@ def test_prompt_holds_the_instruction_and_the_text():
     prompt = s.prompt("The cat sat.", 1)
     assert "in one sentence" in prompt and "The cat sat." in prompt and prompt.endswith("<assistant>")
     assert "in 4 sentences" in s.prompt("x", 4)
+    s.instruction = "{text}\n\nTL;DR in {count}:"
+    expected = "<user>Braces {count} stay.\n\nTL;DR in two sentences:</user><assistant>"
+    assert s.prompt("Braces {count} stay.", 2) == expected  # the document's own braces are left alone
+    with pytest.raises(ValueError, match="must hold {text}"):
+        AbstractiveSummarizer(s.model, s.tokenizer, instruction="Summarize.")
 
 
 @pytest.mark.parametrize("budget", [160, 300, 5000])
