@@ -51,10 +51,10 @@ class Counter:
 CALL_NATIVE = native.decoder_step
 
 
-def run_steps(decoder, memory, mask, steps, reorder_at=None, capacity=2):
+def run_steps(decoder, memory, mask, steps, reorder_at=None, capacity=2, dtype=torch.float32):
     """Hidden states of ``steps`` cached steps; ``reorder_at``: step after which rows are permuted (beam search)."""
     torch.manual_seed(1)
-    xs = torch.randn(steps, memory.size(0), 1, decoder.layers[0].self_attn.d_model)
+    xs = torch.randn(steps, memory.size(0), 1, decoder.layers[0].self_attn.d_model).to(dtype)
     cache = KVCache(len(decoder.layers), capacity=capacity)  # small: the buffers must grow on the way
     outs = []
     with torch.inference_mode():
@@ -109,20 +109,58 @@ def test_native_step_is_not_used_where_it_would_differ_or_cannot_apply():
         assert native.applies(layers, x, cache, None, False) == "training is enabled"
 
 
-@needs_native
-def test_int8_layers_keep_the_python_path():
+def reduced_precision(decoder: Decoder, precision: str) -> Decoder:
+    """The decoder with int8 products (fbgemm's dynamic kind, as ``quantize_int8``) or bfloat16 weights."""
+    if precision == "bfloat16":
+        return decoder.to(torch.bfloat16)
     from tformer.nn.quantized import quantize_linear_layers
 
-    decoder = make_decoder(False, "relu")
+    d = decoder.layers[0].self_attn.d_model
+    return quantize_linear_layers(decoder, {layer.cross_attn.in_proj: (d,) for layer in decoder.layers})
+
+
+@needs_native
+@pytest.mark.parametrize("precision", ["int8", "bfloat16"])
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_native_int8_and_bfloat16_steps_equal_the_python_modules_exactly(monkeypatch, precision, norm_first,
+                                                                         activation, batch):
+    decoder = reduced_precision(make_decoder(norm_first, activation), precision)
+    dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+    torch.manual_seed(2)
+    memory = torch.randn(batch, 7, 32, dtype=dtype)
+    mask = None if batch == 1 else torch.tensor([[True] * 7, [True] * 4 + [False] * 3, [True] * 2 + [False] * 5])
+    counter = Counter()
+    monkeypatch.setattr(native, "decoder_step", counter)
+    fast = run_steps(decoder, memory, mask, steps=6, reorder_at=2 if batch > 1 else None, dtype=dtype)
+    assert counter.calls == 5
+    monkeypatch.setattr(native, "applies", lambda *args: "turned off by the test")
+    reference = run_steps(decoder, memory, mask, steps=6, reorder_at=2 if batch > 1 else None, dtype=dtype)
+    assert all(a.dtype == dtype for a in fast)
+    for step, (a, b) in enumerate(zip(fast, reference)):
+        assert torch.equal(a, b), f"step {step}: max difference {(a - b).abs().max().item()}"
+
+
+@needs_native
+def test_native_step_gives_reasons_for_int8_and_bfloat16_layers_it_cannot_take():
+    from tformer.nn.quantized import Int8Linear
+
     d = 32
-    quantize_linear_layers(decoder, {layer.cross_attn.in_proj: (d,) for layer in decoder.layers})
-    memory = torch.randn(1, 5, d)
-    cache = KVCache(2)
-    x = torch.randn(1, 1, d)
+    int8 = reduced_precision(make_decoder(False, "relu"), "int8")
+    int8.layers[1].cross_attn.in_proj = Int8Linear(torch.randn(3 * d, d), torch.randn(3 * d))  # one packed block
+    assert native._state(int8.layers) == "an int8 product's rows are not one of its packed blocks"
+    mixed = make_decoder(False, "relu").to(torch.bfloat16)
+    mixed.layers[0].ffn.linear1.float()
+    assert native._state(mixed.layers) == \
+        "the layers' weights are ['torch.bfloat16', 'torch.float32'] (the step takes one of float32, bfloat16)"
+    bf16, cache = make_decoder(False, "relu").to(torch.bfloat16), KVCache(2)
+    x, memory = torch.randn(1, 1, d, dtype=torch.bfloat16), torch.randn(1, 5, d, dtype=torch.bfloat16)
     with torch.inference_mode():
-        decoder(x, memory, None, cache)
-        assert "int8" in native.applies(decoder.layers, x, cache, None, False)
-        assert decoder(x, memory, None, cache).hidden.shape == (1, 1, d)
+        bf16(x, memory, None, cache)
+        assert native.applies(bf16.layers, x, cache, None, False) == ""
+        assert native.applies(bf16.layers, x.float(), cache, None, False) == \
+            "input is torch.float32, the layers' weights are torch.bfloat16"
 
 
 @needs_native

@@ -2,7 +2,9 @@
 
 A decoding step at batch 1 makes hundreds of PyTorch operator calls on small tensors; from Python, the time
 between them is about as long as the arithmetic. The C++ step makes the same calls to the same kernels in the same
-order, so its results are identical to the Python modules' (tested), without the interpreter in between.
+order, so its results are identical to the Python modules' (tested), without the interpreter in between. It takes
+layers in float32, in bfloat16 (every product plain, as ``tformer.nn.linear`` runs them), and the int8 copy's
+(``tformer.nn.quantized.Int8Linear``: the same fbgemm op, ``quantized::linear_dynamic``, on the same packed weights).
 
 This file and ``csrc/decoder_step.cpp`` mirror each other: the tensors gathered here are passed in the order of
 :data:`LAYER_TENSORS`, which the C++ side names in its ``LayerTensor`` offsets (a test checks that the two lists
@@ -41,11 +43,13 @@ from tformer.nn.cache import KVCache
 from tformer.nn.fast import fast_paths_enabled
 from tformer.nn.layers import AddNorm, DecoderLayer
 from tformer.nn.linear import WIDE_OUTPUT, Linear
+from tformer.nn.quantized import Int8Linear
 
 ENV = "TFORMER_NATIVE"  # "0" turns the native step off
 SOURCE = Path(__file__).parent / "csrc" / "decoder_step.cpp"
 NAME = "tformer_decoder_step"
 ACTIVATION_CODES = {"relu": 0, "gelu": 1, "gelu_tanh": 2}  # as decoder_step.cpp's `activate`
+STEP_DTYPES = (torch.float32, torch.bfloat16)  # bfloat16: every product plain, as tformer.nn.linear does
 
 # One decoder layer's tensors, in the order they are passed; decoder_step.cpp's `LayerTensor` names the same
 # offsets (kSelfQkvWeight, ...). Per sub-layer (see `sublayers`): its two products' weight and bias, then its Add &
@@ -147,8 +151,8 @@ def applies(
         return "training is enabled"
     if torch.is_grad_enabled():
         return "gradients are enabled"
-    if x.device.type != "cpu" or x.dtype != torch.float32:
-        return f"input is {x.dtype} on {x.device.type} (the step takes float32 on CPU)"
+    if x.device.type != "cpu" or x.dtype not in STEP_DTYPES:
+        return f"input is {x.dtype} on {x.device.type} (the step takes float32 or bfloat16 on CPU)"
     if cache.length == 0 or not cache.cross_attn or not cache.cross_attn[0].ready:
         return "empty cache (the first step fills it)"
     if memory_mask is not None and not fused_kernel_zeroes_masked_rows("cpu"):
@@ -158,7 +162,9 @@ def applies(
             return f"turned off ({ENV}=0)"
         return "being built in the background" if "started" in _background else "the C++ step could not be built"
     state = _run_state(layers, cache)
-    return state if isinstance(state, str) else ""
+    if isinstance(state, str):
+        return state
+    return "" if state.dtype == x.dtype else f"input is {x.dtype}, the layers' weights are {state.dtype}"
 
 
 def decoder_step(layers: Sequence[nn.Module], x: Tensor, memory_mask: Tensor | None, cache: KVCache) -> Tensor:
@@ -172,7 +178,7 @@ def decoder_step(layers: Sequence[nn.Module], x: Tensor, memory_mask: Tensor | N
     out = ops.decoder_step(  # type: ignore[attr-defined]
         x[:, 0], state.tensors, state.packed, [k for k, _ in buffers], [v for _, v in buffers], cache.length,
         [c.keys for c in cache.cross_attn], [c.values for c in cache.cross_attn], mask,
-        state.heads, state.eps, state.norm_first, state.activation, WIDE_OUTPUT,
+        state.heads, state.eps, state.norm_first, state.activation, WIDE_OUTPUT, state.int8,
     )
     for c in cache.self_attn:
         c.advance(1)
@@ -188,23 +194,41 @@ class _State:
         self.eps = first.self_attn_norm.norm.eps
         self.norm_first = first.self_attn_norm.norm_first
         self.activation = ACTIVATION_CODES[first.ffn.activation]
+        self.dtype = first.self_attn_norm.norm.weight.dtype
         self.tensors: list[Tensor] = []  # LAYER_TENSORS for each layer in turn
-        packed: list[Tensor | None] = []  # oneDNN copies at the weights' places, None elsewhere
+        packed: list[Tensor | None] = []  # oneDNN copies at the float weights' places, None elsewhere
+        int8: list[object | None] = []  # the int8 copy's packed products at their weights' places, None elsewhere
         copies: list[Tensor | None] = []
         for layer in layers:
             for products, add_norm in sublayers(layer):
                 for linear, rows in products:
+                    if isinstance(linear, Int8Linear):
+                        self.tensors += [torch.Tensor(), torch.Tensor()]  # unused: the int8 product has its own
+                        packed += [None, None]
+                        int8 += [int8_block(linear, rows), None]
+                        continue
                     weight, bias, _ = linear.block(rows)
                     copies.append(linear.packed_weight(rows))
                     self.tensors += [weight.detach(), bias.detach()]
                     packed += [copies[-1], None]
+                    int8 += [None, None]
                 self.tensors += [add_norm.norm.weight.detach(), add_norm.norm.bias.detach()]
                 packed += [None, None]
+                int8 += [None, None]
         assert len(self.tensors) == len(layers) * len(LAYER_TENSORS)
-        # Without a copy for every product none is passed, and the C++ step multiplies several rows by the plain
-        # product, as tformer.nn.linear does without one.
+        # Without a copy for every float product none is passed, and the C++ step multiplies several rows by the
+        # plain product, as tformer.nn.linear does without one.
         missing = any(copy is None for copy in copies)
         self.packed = [] if missing else [torch.Tensor() if t is None else t for t in packed]
+        self.int8 = native_ops().Int8Products(int8) if any(p is not None for p in int8) else None  # type: ignore
+
+
+def int8_block(linear: Int8Linear, rows: slice | None) -> object | None:
+    """fbgemm's packed weight and bias that ``linear`` multiplies by for its output rows ``rows`` (None: all), or
+    None when those rows are not one of its blocks (its ``forward`` would then join several)."""
+    start, stop = (0, linear.out_features) if rows is None else rows.indices(linear.out_features)[:2]
+    blocks = list(zip(linear.bounds, linear.bounds[1:]))
+    return linear._packed[blocks.index((start, stop))] if (start, stop) in blocks else None
 
 
 # What each decoding run (one KVCache) keeps: the layers it was gathered for, and their _State or the reason they
@@ -230,8 +254,17 @@ def _state(layers: Sequence[nn.Module]) -> _State | str:
     decoder_layers: list[DecoderLayer] = layers  # type: ignore[assignment]
     first = decoder_layers[0]
     parts = [part for layer in decoder_layers for part in sublayers(layer)]
-    if not all(type(linear) is Linear and linear.bias is not None for products, _ in parts for linear, _ in products):
-        return "a product is not a tformer.nn.linear.Linear with a bias (e.g. the int8 copy)"
+    for linear, rows in (product for products, _ in parts for product in products):
+        if isinstance(linear, Int8Linear):
+            if int8_block(linear, rows) is None:
+                return "an int8 product's rows are not one of its packed blocks"
+        elif type(linear) is not Linear or linear.bias is None:
+            return "a product is neither a tformer.nn.linear.Linear with a bias nor a tformer.nn.quantized.Int8Linear"
+    weights = [t for products, norm in parts for t in (norm.norm.weight, *(linear.weight for linear, _ in products
+                                                                           if not isinstance(linear, Int8Linear)))]
+    if len({t.dtype for t in weights}) > 1 or weights[0].dtype not in STEP_DTYPES:
+        return f"the layers' weights are {sorted({str(t.dtype) for t in weights})} (the step takes one of float32, " \
+               "bfloat16)"
     if not all(n.norm.eps == first.self_attn_norm.norm.eps and n.norm_first == first.self_attn_norm.norm_first
                for _, n in parts):
         return "the layers' norms differ (eps or placement)"
