@@ -83,3 +83,16 @@ def test_progress_reaches_the_number_of_inputs():
     done = []
     tiny_translator().translate([*SENTENCES, ""], beam=2, batch_size=2, progress=done.append)
     assert sum(done) == len(SENTENCES) + 1
+
+
+def test_precision_flag_takes_the_three_precisions_and_rejects_others(tiny_model_dir):
+    from tformer.models.seq2seq import PRECISIONS
+
+    lines = ["Ein Mann fährt Fahrrad.", "", "Zwei Hunde spielen."]
+    for precision in PRECISIONS:
+        result = run_cli("translate", "--model", str(tiny_model_dir), "--precision", precision, "--beam", "2",
+                         stdin=("\n".join(lines) + "\n").encode())
+        assert result.returncode == 0, result.stderr
+        assert len(result.stdout.decode().split("\n")) == len(lines) + 1
+    result = run_cli("translate", "--model", str(tiny_model_dir), "--precision", "float16", "Hallo")
+    assert result.returncode == 2 and b"invalid choice: 'float16'" in result.stderr

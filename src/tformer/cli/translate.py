@@ -39,6 +39,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "per line (implies --trace)")
     p.add_argument("--top-k", type=positive_int, default=3,
                    help="candidates shown per step in a trace (default: %(default)s)")
+    p.add_argument("--precision", choices=("float32", "bfloat16", "int8"), default="float32",
+                   help="number format the model computes in: float32 (default, the trained weights as they are), "
+                   "bfloat16 (CPUs with AVX512-BF16 or AMX, and GPUs) or int8 (CPU: weights stored in 8 bits, "
+                   "inputs rounded on the fly); the lower ones are faster and may word a few sentences differently "
+                   "(docs/benchmarks.md measures speed, BLEU and how many translations stay the same)")
     add_device(p)
     p.set_defaults(run=run)
 
@@ -50,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if (args.trace or args.json) and args.nbest > 1:
         raise ValueError("--trace follows one translation per sentence; use it without --nbest")
     texts = input_texts(args.text, args.input)
-    translator = Translator.from_pretrained(args.model, device=args.device)
+    translator = Translator.from_pretrained(args.model, device=args.device, precision=args.precision)
     if args.trace or args.json:
         lines = trace_lines(args, translator, texts)
     elif args.nbest > 1:

@@ -15,7 +15,7 @@ from tformer.decoding.search import Hypothesis
 from tformer.devices import module_device, resolve_device
 from tformer.errors import ModelFolderError
 from tformer.files import read_json
-from tformer.models.seq2seq import Seq2SeqTransformer
+from tformer.models.seq2seq import PRECISIONS, Seq2SeqTransformer, with_precision
 from tformer.text.bpe import BPETokenizer
 from tformer.text.inputs import text_batch
 
@@ -36,15 +36,22 @@ class Translator:
     (with one warning on stderr); characters never seen in training become unknown tokens.
     """
 
-    def __init__(self, model: Seq2SeqTransformer, tokenizer: BPETokenizer, length_penalty: float = 1.0) -> None:
+    def __init__(self, model: Seq2SeqTransformer, tokenizer: BPETokenizer, length_penalty: float = 1.0,
+                 precision: str = "float32") -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.length_penalty = length_penalty  # beam search default; a model folder's generation.json may set it
+        self.precision = precision  # what the model computes in (see with_precision); informative
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path | None = None, device: str | torch.device | None = None) -> Translator:
+    def from_pretrained(cls, folder: str | Path | None = None, device: str | torch.device | None = None,
+                        precision: str = "float32") -> Translator:
         """The model folder (default: the bundled German-English model), on ``device`` (``"cpu"``, ``"cuda"``,
-        ``"cuda:1"``, ``"auto"``; default the CPU)."""
+        ``"cuda:1"``, ``"auto"``; default the CPU), computing in ``precision``: "float32" (default), "bfloat16"
+        (CPUs with AVX512-BF16 or AMX, and GPUs) or "int8" (CPU; weights in int8, inputs quantized on the fly).
+        Lower precisions translate faster and slightly differently (docs/benchmarks.md measures how much)."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         folder = Path(folder) if folder is not None else default_model_dir()
         if not folder.is_dir():
             raise ModelFolderError(f"model folder not found: {folder}")
@@ -59,7 +66,10 @@ class Translator:
             raise ModelFolderError(f"{generation}: length_penalty must be a number, got {length_penalty!r}")
         translator = cls(Seq2SeqTransformer.from_pretrained(folder), BPETokenizer.from_pretrained(folder),
                          length_penalty=float(length_penalty))
-        return translator.to(device) if device is not None else translator
+        if device is not None:
+            translator.to(device)
+        translator.model, translator.precision = with_precision(translator.model, precision), precision
+        return translator
 
     @property
     def device(self) -> torch.device:

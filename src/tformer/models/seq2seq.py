@@ -209,3 +209,33 @@ def quantize_int8(model: Seq2SeqTransformer) -> Seq2SeqTransformer:
     quantize_linear_layers(copy.decoder, blocks)
     copy.output = Int8OutputProjection(copy.output)  # type: ignore[assignment]
     return copy
+
+
+PRECISIONS = ("float32", "bfloat16", "int8")  # what ``with_precision`` (and ``tformer translate --precision``) takes
+
+
+def with_precision(model: Seq2SeqTransformer, precision: str) -> Seq2SeqTransformer:
+    """``model`` for inference at ``precision``: "float32" (the model itself), "bfloat16" (weights cast, in place;
+    log-probabilities still come out in float32) or "int8" (``quantize_int8``'s copy, CPU only).
+
+    bfloat16 on the CPU needs AVX512-BF16 or AMX (without them PyTorch emulates it, slower than float32); a
+    precision this machine cannot run is a ValueError that says so.
+    """
+    from tformer.devices import cpu_has_bf16
+
+    device = next(model.parameters()).device
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "bfloat16":
+        if device.type == "cpu" and not cpu_has_bf16():
+            raise ValueError("precision bfloat16 needs a CPU with AVX512-BF16 or AMX, and this one has neither; "
+                             "use float32 or int8")
+        return model.to(torch.bfloat16).eval()
+    if precision == "int8":
+        if device.type != "cpu":
+            raise ValueError(f"precision int8 runs on the CPU only (fbgemm's kernels), the model is on {device}")
+        if not {"fbgemm", "x86"} & set(torch.backends.quantized.supported_engines):
+            raise ValueError("precision int8 needs PyTorch's fbgemm kernels, which this build lacks; use float32")
+        return quantize_int8(model)
+    return model
+
