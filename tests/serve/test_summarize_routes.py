@@ -1,6 +1,7 @@
 """POST /summarize: the summaries the library writes (extractive with the server's encoder, abstractive with its
 chat model), and a clear 4xx for every kind of bad document or option, never a 5xx."""
 
+import json
 import time
 
 import pytest
@@ -114,3 +115,13 @@ def test_abstractive_past_the_time_limit_is_504(models):
     with TestClient(app) as client:
         r = client.post("/summarize", json={"text": DOCUMENT, "method": "abstractive"})
     assert r.status_code == 504 and "--request-timeout" in r.json()["error"]
+
+
+def test_the_longest_document_fits_the_body_limit_of_a_small_server(models):
+    limits = ServeLimits(max_chars=10, max_batch_size=1)  # a batch of texts would allow ~4 KB
+    text = "\u00e9" * (MAX_DOCUMENT_CHARS - 1) + "."  # sent as \\u00e9 escapes: 6 bytes per character
+    with TestClient(create_app(models, limits)) as client:
+        body = json.dumps({"text": text}).encode()
+        assert len(body) > 6 * MAX_DOCUMENT_CHARS
+        r = client.post("/summarize", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text[:200]

@@ -11,6 +11,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+MAX_DOCUMENT_CHARS = 20_000  # per document sent to /summarize (about 5,000 tokens)
+MAX_SUMMARY_SENTENCES = 10
+
 
 @dataclass
 class ServeLimits:
@@ -34,15 +37,12 @@ class ServeLimits:
 
     @property
     def max_body_bytes(self) -> int:
-        """Room for the largest valid request, each character written as a JSON escape (up to 12 bytes)."""
-        return 4096 + self.max_batch_size * (12 * self.max_chars + 16)
+        """Room for the largest valid request (a full batch of texts, or one /summarize document), each character
+        written as a JSON escape (up to 12 bytes)."""
+        return 4096 + max(self.max_batch_size * (12 * self.max_chars + 16), 12 * MAX_DOCUMENT_CHARS)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-MAX_DOCUMENT_CHARS = 20_000  # per document sent to /summarize (about 5,000 tokens)
-MAX_SUMMARY_SENTENCES = 10
 
 
 class Request(BaseModel):
