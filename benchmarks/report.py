@@ -72,6 +72,8 @@ def side_rows(cases: list[dict]) -> list[list[str]]:
                 detail.append(f"{extra['ms_per_token']:.2f} ms/token")
             if "same_as_tformer" in extra and name != "tformer":
                 detail.append(f"{100 * extra['same_as_tformer']:.0f}% same as tformer")
+            if "same_as_float32" in extra and name not in ("tformer", "ct2-float32"):
+                detail.append(f"{100 * extra['same_as_float32']:.0f}% same as its float32")
             if "bleu" in extra:
                 detail.append(f"BLEU {extra['bleu']:.1f}")
             if "bandwidth_share" in extra:
@@ -80,6 +82,7 @@ def side_rows(cases: list[dict]) -> list[list[str]]:
                 detail.append(f"{100 * extra['same_greedy_answer_as_float32']:.0f}% same greedy answer as float32")
             rows.append([case["name"], name, f"{side['median_seconds'] * 1000:.1f}",
                          f"{side['throughput']:.1f} {side['unit']}/s", "; ".join(detail),
+                         "" if side["peak_rss_mb"] is None else
                          f"{side['peak_rss_mb']:.0f} (+{side['rss_growth_mb']:.0f})"])
     return rows
 

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CASES = ("training", "translation", "bert", "causal_lm")
 # The targets: (case prefix, faster side, slower side) -> minimum speed ratio.
 TARGETS = {("training", "tformer", "hf"): 1.3, ("translate", "tformer", "hf"): 2.0,
-           ("translate", "tformer", "ct2-float32"): 1 / 1.5, ("bert", "tformer", "hf"): 1.1,
+           ("translate", "tformer", "ct2-float32"): 1 / 1.5, ("translate", "tformer-int8", "ct2-int8"): 1 / 1.5,
+           ("bert", "tformer", "hf"): 1.1,
            ("chat decoding", "tformer", "hf"): 1.1}
 
 
@@ -39,6 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sentences", type=int, default=256, help="test sentences per batch-32 run (default: %(default)s)")
     p.add_argument("--sentences-batch1", type=int, default=48,
                    help="test sentences per batch-1 run (default: %(default)s)")
+    p.add_argument("--quality-sentences", type=int, default=1000,
+                   help="Multi30k test_2016_flickr sentences each translation side translates once for BLEU and "
+                   "agreement with float32, beam 4, batch 32 (default: %(default)s, the whole set)")
     p.add_argument("--train-batches", type=int, default=4, help="training batches per repeat (default: %(default)s)")
     p.add_argument("--max-tokens", type=int, default=3000, help="token budget per training batch, as the recipe")
     p.add_argument("--out", type=Path, default=None,
@@ -52,6 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.sentences, args.sentences_batch1, args.train_batches, args.repeats, args.warmup = 4, 1, 1, 1, 0
+        args.quality_sentences = 4
         args.update_docs = False
         args.out = args.out or Path(tempfile.gettempdir()) / "tformer-bench"
     if args.no_docs:
@@ -86,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         machine=report.machine(),
         settings=dict(threads=args.threads, repeats=args.repeats, warmup=args.warmup, model=str(args.model),
                       sentences_batch32=args.sentences, sentences_batch1=args.sentences_batch1,
+                      quality_sentences=args.quality_sentences,
                       train_batches=args.train_batches, max_tokens=args.max_tokens, quick=args.quick),
         cases=[], ratios=[],
     )
@@ -127,7 +133,8 @@ def add_case(record: dict, name: str, setting: dict, results: dict) -> None:
     for (prefix, a, b), target in TARGETS.items():
         if name.startswith(prefix) and a in results and b in results:
             record["ratios"].append(report.Ratio(name, a, b, report.speedup(results, a, b), target).to_dict())
-    for a, b in (("tformer-int8", "ct2-int8"), ("tformer-int8", "tformer")):  # informative, no target
+    for a, b in (("tformer-bfloat16", "ct2-bfloat16"), ("tformer-int8", "tformer"),  # informative, no target
+                 ("tformer-bfloat16", "tformer")):
         if name.startswith("translate") and a in results and b in results:
             record["ratios"].append(report.Ratio(name, a, b, report.speedup(results, a, b)).to_dict())
     print(f"  {name}: " + ", ".join(f"{k} {v.median_seconds * 1000:.0f} ms" for k, v in results.items()), flush=True)
@@ -163,7 +170,14 @@ def translation_cases(args: argparse.Namespace, record: dict) -> None:
                 result.extra["translations"] = result.extra["translations"][:3]  # a sample; the rest is not kept
             search = "greedy" if beam == 1 else f"beam {beam}"
             add_case(record, f"translate {search}, batch {batch_size}",
-                     dict(beam=beam, batch_size=batch_size, sentences=count), results)
+                     dict(beam=beam, batch_size=batch_size, sentences=count, notes=engines.notes), results)
+    # Quality at each precision: every side translates the test set once, as `tformer translate` does by default.
+    texts, refs = test.src[: args.quality_sentences], test.tgt[: args.quality_sentences]
+    results = translation.quality(engines, texts, beam=4, batch_size=32)
+    for result in results.values():
+        result.extra["bleu"] = corpus_scores(result.extra.pop("translations"), refs).bleu
+    add_case(record, f"quality: Multi30k test_2016_flickr ({len(texts)} sentences, beam 4, batch 32, one run)",
+             dict(beam=4, batch_size=32, sentences=len(texts)), results)
     engines.close()
 
 

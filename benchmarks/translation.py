@@ -2,8 +2,10 @@
 
 Every side gets the same sentences, the same length limits and the same batching (sentences sorted by length, then
 cut into batches), starts from text and ends with token ids. The Hugging Face and CTranslate2 models are exports of
-the tformer model (``tformer.interop``), so all float32 sides compute the same function; "tformer-int8" is
-``tformer.models.seq2seq.quantize_int8`` of the same model, to compare with CTranslate2's int8.
+the tformer model (``tformer.interop``), so all float32 sides compute the same function. Each precision races the
+same precision: "tformer-int8" (``Translator.from_pretrained(..., precision="int8")``) against CTranslate2's int8,
+"tformer-bfloat16" against CTranslate2's bfloat16 where CTranslate2 offers it on this machine. ``quality`` scores
+every side on a whole test set: BLEU, and the share of translations identical to its own float32 side's.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 import functools
 import importlib.util
 import tempfile
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -22,7 +25,7 @@ from tformer.decoding.search import max_output_length
 from tformer.decoding.translator import Translator
 from tformer.interop.ctranslate2 import CTranslate2Translator, export_ctranslate2
 from tformer.interop.marian import export_marian
-from tformer.models.seq2seq import quantize_int8
+from tformer.models.seq2seq import PRECISIONS
 
 from benchmarks.harness import SideResult, measure
 from benchmarks.isolated import ChildSide
@@ -36,6 +39,7 @@ class Engines:
 
     sides: dict[str, Side]
     translator: Translator
+    notes: list[str] = field(default_factory=list)  # sides left out, and why
 
     def close(self) -> None:
         """Stop the child processes of sides that run in one."""
@@ -44,24 +48,41 @@ class Engines:
                 side.close()
 
 
-def load_engines(model_dir: Path, threads: int) -> Engines:
-    """tformer (float32 and int8), Hugging Face, and CTranslate2 float32/int8 when ctranslate2 is installed."""
+def load_engines(model_dir: Path, threads: int, precisions: Sequence[str] = PRECISIONS) -> Engines:
+    """tformer at each of ``precisions`` ("tformer" is float32), Hugging Face, and CTranslate2 at the same
+    precisions when ctranslate2 is installed; a precision this machine cannot run is left out with a note."""
     translator = Translator.from_pretrained(model_dir)
     penalty = float(getattr(translator, "length_penalty", 1.0))  # the model's beam setting, used by every side
     sides: dict[str, Side] = {"tformer": tformer_side(translator, penalty)}
-    int8 = Translator(quantize_int8(translator.model), translator.tokenizer)
-    sides["tformer-int8"] = tformer_side(int8, penalty)
+    notes: list[str] = []
+    for precision in precisions:
+        if precision != "float32":
+            try:
+                sides[f"tformer-{precision}"] = tformer_side(Translator.from_pretrained(model_dir, precision=precision),
+                                                             penalty)
+            except ValueError as error:
+                notes.append(f"tformer-{precision} left out: {error}")
     workdir = Path(tempfile.mkdtemp(prefix="tformer-bench-"))
     sides["hf"] = hf_side(export_marian(translator, workdir / "hf-marian"), translator, penalty)
     if importlib.util.find_spec("ctranslate2") is None:
-        print("  ctranslate2 is not installed: its sides are left out (pip install ctranslate2)", flush=True)
+        notes.append("ctranslate2 is not installed: its sides are left out (pip install ctranslate2)")
     else:
         folder = export_ctranslate2(translator, workdir / "ctranslate2")
-        for compute_type in ("float32", "int8"):
+        for compute_type in precisions:
             # Its own process: CTranslate2's OpenMP runtime slows every PyTorch side that runs after it in the same
             # process (see benchmarks.isolated).
-            sides[f"ct2-{compute_type}"] = ChildSide(ct2_side, folder, compute_type, threads, penalty)
-    return Engines(sides, translator)
+            try:
+                sides[f"ct2-{compute_type}"] = ChildSide(ct2_side, folder, compute_type, threads, penalty)
+            except RuntimeError as error:  # e.g. no bfloat16 on this CPU in CTranslate2's kernels
+                notes.append(f"ct2-{compute_type} left out: {error}")
+    for note in notes:
+        print(f"  note: {note}", flush=True)
+    return Engines(sides, translator, notes)
+
+
+def float32_side(name: str) -> str:
+    """The side whose translations ``name``'s are compared with: its own engine's float32 side."""
+    return "ct2-float32" if name.startswith("ct2-") else "tformer"
 
 
 def tformer_side(translator: Translator, penalty: float) -> Side:
@@ -124,14 +145,37 @@ def run_case(
              for name, side in engines.sides.items() if isinstance(side, ChildSide)}
     results = measure({name: timed(name, side) for name, side in engines.sides.items()}, len(texts), "sentences",
                       repeats, warmup, peaks)
-    reference = outputs["tformer"]
+    annotate(engines, results, outputs)
+    return results
+
+
+def annotate(engines: Engines, results: dict[str, SideResult], outputs: dict[str, list[list[int]]]) -> None:
+    """Generated tokens, ms per token, the translations, and the share identical to tformer's float32 output and
+    to the side's own float32 output (``float32_side``)."""
     for name, result in results.items():
         generated = sum(len(ids) + 1 for ids in outputs[name])  # + EOS
-        same = sum(a == b for a, b in zip(outputs[name], reference))
         result.extra.update(
             generated_tokens=generated,
             ms_per_token=1000 * result.median_seconds / generated,
-            same_as_tformer=same / len(texts),
+            same_as_tformer=_same(outputs[name], outputs["tformer"]),
             translations=[engines.translator.tokenizer.decode(ids) for ids in outputs[name]],
         )
+        if float32_side(name) in outputs:
+            result.extra["same_as_float32"] = _same(outputs[name], outputs[float32_side(name)])
+
+
+def _same(a: list[list[int]], b: list[list[int]]) -> float:
+    return sum(x == y for x, y in zip(a, b)) / max(len(a), 1)
+
+
+def quality(engines: Engines, texts: Sequence[str], beam: int, batch_size: int) -> dict[str, SideResult]:
+    """Every side translates ``texts`` once (not the timed runs: a whole test set), for BLEU and agreement; the
+    seconds are of that one run."""
+    outputs: dict[str, list[list[int]]] = {}
+    results = {}
+    for name, side in engines.sides.items():
+        start = time.perf_counter()
+        outputs[name] = side(texts, beam, batch_size)
+        results[name] = SideResult(name, [time.perf_counter() - start], len(texts), "sentences")
+    annotate(engines, results, outputs)
     return results
