@@ -223,3 +223,19 @@ def test_native_imports_nothing_from_the_stack_that_calls_it():
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     assert not any(name and name.startswith("tformer.nn.stacks") for name in imported)
+
+
+@needs_native
+def test_a_kept_state_is_reused_across_runs_and_gathered_again_when_the_weights_change(monkeypatch):
+    decoder = make_decoder(False, "relu")
+    memory = torch.randn(1, 5, 32)
+    run_steps(decoder, memory, None, steps=3)
+    kept = native._kept[decoder.layers][1]
+    run_steps(decoder, memory, None, steps=3)
+    assert native._kept[decoder.layers][1] is kept  # a new run (cache), the same weights: not gathered again
+    with torch.no_grad():
+        decoder.layers[1].ffn.linear2.weight.mul_(2)  # in place: same storage, new version
+    fast = run_steps(decoder, memory, None, steps=3)
+    assert native._kept[decoder.layers][1] is not kept
+    monkeypatch.setattr(native, "applies", lambda *args: "turned off by the test")
+    assert all(torch.equal(a, b) for a, b in zip(fast, run_steps(decoder, memory, None, steps=3)))

@@ -221,6 +221,7 @@ class _State:
         missing = any(copy is None for copy in copies)
         self.packed = [] if missing else [torch.Tensor() if t is None else t for t in packed]
         self.int8 = native_ops().Int8Products(int8) if any(p is not None for p in int8) else None  # type: ignore
+        self.int8_blocks = int8  # kept alive while this state is (their ids are in its fingerprint)
 
 
 def int8_block(linear: Int8Linear, rows: slice | None) -> object | None:
@@ -240,8 +241,37 @@ def _run_state(layers: Sequence[nn.Module], cache: KVCache) -> _State | str:
     """The ``_State`` of this run (made on its first native step), or why its layers cannot take the step."""
     known = _runs.get(cache)
     if known is None or known[0] is not layers:
-        known = _runs[cache] = (layers, _state(layers))
+        known = _runs[cache] = (layers, _kept_state(layers))
     return known[1]
+
+
+# The last _State of each stack of layers, with the fingerprint of the weights it was gathered from: a run reuses it
+# while the layers hold the same tensors at the same versions (gathering costs about as much as a decoding step).
+_kept: weakref.WeakKeyDictionary[object, tuple[tuple, _State | str]] = weakref.WeakKeyDictionary()
+
+
+def _kept_state(layers: Sequence[nn.Module]) -> _State | str:
+    """``_state(layers)``, reused from an earlier run when the layers' fingerprint is unchanged."""
+    key = _fingerprint(layers)
+    if key is None:
+        return _state(layers)
+    kept = _kept.get(layers)
+    if kept is None or kept[0] != key:
+        kept = _kept[layers] = (key, _state(layers))
+    return kept[1]
+
+
+def _fingerprint(layers: Sequence[nn.Module]) -> tuple | None:
+    """Every module, parameter (storage and version) and int8 packed block of ``layers``; None when that cannot
+    tell a change (a plain list, or weights made under inference mode, which have no version counter)."""
+    if not isinstance(layers, nn.Module):
+        return None
+    modules = list(layers.modules())
+    parameters = list(layers.parameters())
+    if any(p.is_inference() for p in parameters):
+        return None
+    return (tuple(map(id, modules)), tuple((p.data_ptr(), p._version, p.dtype) for p in parameters),
+            tuple(id(block) for m in modules if isinstance(m, Int8Linear) for block in m._packed))
 
 
 def _state(layers: Sequence[nn.Module]) -> _State | str:
