@@ -80,7 +80,7 @@ def test_native_steps_equal_the_python_modules_exactly(monkeypatch, norm_first, 
     counter = Counter()
     monkeypatch.setattr(native, "decoder_step", counter)
     fast = run_steps(decoder, memory, mask, steps=6, reorder_at=2 if batch > 1 else None)
-    assert counter.calls == 5  # every step but the first, which fills the caches in Python
+    assert counter.calls == 6  # every step, the first after fill_caches
     monkeypatch.setattr(native, "applies", lambda *args: "turned off by the test")
     reference = run_steps(decoder, memory, mask, steps=6, reorder_at=2 if batch > 1 else None)
     for step, (a, b) in enumerate(zip(fast, reference)):
@@ -95,7 +95,7 @@ def test_native_step_is_not_used_where_it_would_differ_or_cannot_apply():
     x = torch.randn(2, 1, 32)
     layers = decoder.layers
     with torch.inference_mode():
-        assert native.applies(layers, x, cache, None, False) == "empty cache (the first step fills it)"
+        assert native.applies(layers, x, cache, None, False) == native.EMPTY_CACHE
         decoder(x, memory, None, cache)
         assert native.applies(layers, x, cache, None, False) == ""  # "": no reason not to
         assert native.applies(layers, x, cache, None, True) == "attention weights requested"
@@ -134,7 +134,7 @@ def test_native_int8_and_bfloat16_steps_equal_the_python_modules_exactly(monkeyp
     counter = Counter()
     monkeypatch.setattr(native, "decoder_step", counter)
     fast = run_steps(decoder, memory, mask, steps=6, reorder_at=2 if batch > 1 else None, dtype=dtype)
-    assert counter.calls == 5
+    assert counter.calls == 6
     monkeypatch.setattr(native, "applies", lambda *args: "turned off by the test")
     reference = run_steps(decoder, memory, mask, steps=6, reorder_at=2 if batch > 1 else None, dtype=dtype)
     assert all(a.dtype == dtype for a in fast)

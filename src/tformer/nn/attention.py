@@ -157,10 +157,17 @@ class MultiHeadAttention(nn.Module):
                 return q, cache.keys, cache.values
             if memory is None:
                 raise ValueError("cross-attention needs `memory` (or a filled cache)")
-            k, v = self._split_heads(self._in_proj_rows(memory, slice(d, d + 2 * self.kv_dim))).chunk(2, dim=1)
+            k, v = self.memory_keys_values(memory)
         if cache is not None:
             k, v = cache.update(k, v)
         return q, k, v
+
+    def memory_keys_values(self, memory: Tensor) -> tuple[Tensor, Tensor]:
+        """Cross-attention's keys and values of ``memory`` (batch, src_len, d_model): two (batch, kv heads, src_len,
+        head_dim) tensors, as a static cache holds them."""
+        rows = slice(self.d_model, self.d_model + 2 * self.kv_dim)
+        k, v = self._split_heads(self._in_proj_rows(memory, rows)).chunk(2, dim=1)
+        return k, v
 
     def _in_proj_rows(self, x: Tensor, rows: slice) -> Tensor:
         """x times some rows of the fused projection: the queries' (``:d``) or the keys' and values' (``d:``)."""

@@ -153,8 +153,6 @@ def applies(
         return "gradients are enabled"
     if x.device.type != "cpu" or x.dtype not in STEP_DTYPES:
         return f"input is {x.dtype} on {x.device.type} (the step takes float32 or bfloat16 on CPU)"
-    if cache.length == 0 or not cache.cross_attn or not cache.cross_attn[0].ready:
-        return "empty cache (the first step fills it)"
     if memory_mask is not None and not fused_kernel_zeroes_masked_rows("cpu"):
         return "this PyTorch's CPU attention kernel does not zero fully masked rows"
     if available_ops() is None:
@@ -164,7 +162,25 @@ def applies(
     state = _run_state(layers, cache)
     if isinstance(state, str):
         return state
-    return "" if state.dtype == x.dtype else f"input is {x.dtype}, the layers' weights are {state.dtype}"
+    if state.dtype != x.dtype:
+        return f"input is {x.dtype}, the layers' weights are {state.dtype}"
+    if not cache.cross_attn or not cache.cross_attn[0].ready:
+        return EMPTY_CACHE
+    return ""
+
+
+EMPTY_CACHE = "empty cache (fill_caches fills it first)"  # the one reason the stack acts on: see fill_caches
+
+
+def fill_caches(layers: Sequence[nn.Module], memory: Tensor, cache: KVCache) -> None:
+    """Before a run's first native step: each layer's cross-attention keys and values of ``memory`` (batch, src_len,
+    d_model), and room in its self-attention cache, as the Python modules' first step would store them (the same
+    calls), so that the first step can be native too."""
+    for layer, self_cache, cross_cache in zip(layers, cache.self_attn, cache.cross_attn):
+        keys, values = layer.cross_attn.memory_keys_values(memory)  # (batch, heads, src_len, head_dim)
+        cross_cache.update(keys, values)
+        none_yet = keys[:, :, :0]  # (batch, heads, 0, head_dim): allocates the buffers, stores nothing
+        self_cache.update(none_yet, none_yet)
 
 
 def decoder_step(layers: Sequence[nn.Module], x: Tensor, memory_mask: Tensor | None, cache: KVCache) -> Tensor:

@@ -68,6 +68,10 @@ class Decoder(nn.Module):
         """
         memory_mask = without_trivial_mask(memory_mask)
         why_not_native = native.applies(self.layers, x, cache, memory_mask, need_weights)
+        if why_not_native == native.EMPTY_CACHE and memory is not None:  # a run's first step can be native too
+            assert cache is not None
+            native.fill_caches(self.layers, memory, cache)
+            why_not_native = native.applies(self.layers, x, cache, memory_mask, need_weights)
         if not why_not_native:  # the same result, computed in C++ (tformer.nn.native)
             assert cache is not None
             return DecoderOutput(hidden=self.final_norm(native.decoder_step(self.layers, x, memory_mask, cache)))
