@@ -6,9 +6,9 @@
 Builds the recipe's training corpus, counts its target tokens per epoch (with the bundled model's tokenizer as a
 stand-in for the recipe's own BPE), then times ``--updates`` updates (forward, backward, AdamW) per size on real
 token-budget batches (``train.max_tokens``, ``train.bf16``, ``train.threads``), after one warm-up update. Prints
-milliseconds per update, target tokens per second, the float16 size and the minutes one epoch would take: the
-numbers a recipe's size and ``max_minutes`` are chosen from. A size is ``d_model x encoder layers x decoder layers
-x d_ff`` (heads: d_model / 64).
+milliseconds per update (wall and CPU time), target tokens per second, the float16 size and the minutes one epoch
+would take: the numbers a recipe's size and ``max_minutes`` are chosen from. A size is ``d_model x encoder layers
+x decoder layers x d_ff`` (heads: d_model / 64).
 """
 
 from __future__ import annotations
@@ -63,23 +63,25 @@ def main() -> None:
         torch.manual_seed(0)
         model = model_for(size, vocab, tok)
         optimizer = torch.optim.AdamW(param_groups(model, 0.0), lr=1e-4, betas=(0.9, 0.98), eps=1e-9)
-        times, tokens = [], 0
+        times, cpu_times, tokens = [], [], 0
         for k, indices in enumerate(batches[: args.updates + 1]):
             batch = collate([pairs[i] for i in indices], tok.pad_id, tok.bos_id, tok.eos_id)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             loss, _ = batch_loss(model, batch, cfg.label_smoothing, tok.pad_id, None, cfg.bf16)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             if k:  # the first update warms up allocators and kernels
                 times.append(time.perf_counter() - start)
+                cpu_times.append(time.process_time() - cpu_start)
                 tokens += batch.num_target_tokens(tok.pad_id)
         ms = 1000 * statistics.median(times)
         tok_s = tokens / sum(times)
         params = sum(p.numel() for p in model.parameters())
+        cpu_ms = 1000 * statistics.median(cpu_times)  # CPU time: less dependent on what else runs than wall time
         print(f"{size}: {params / 1e6:.1f}M parameters ({2 * params / 1e6:.1f} MB float16), {ms:.0f} ms/update "
-              f"(median of {len(times)}), {tok_s:.0f} target tokens/s, {epoch_tokens / tok_s / 60:.0f} min/epoch; "
-              f"load {os.getloadavg()[0]:.1f}", flush=True)
+              f"(median of {len(times)}; CPU {cpu_ms:.0f} ms), {tok_s:.0f} target tokens/s, "
+              f"{epoch_tokens / tok_s / 60:.0f} min/epoch; load {os.getloadavg()[0]:.1f}", flush=True)
 
 
 if __name__ == "__main__":
