@@ -12,6 +12,7 @@ from tformer.evaluation.names import unseen_names_check
 from tformer.evaluation.numbers import numbers_check
 
 RESULTS = json.loads((BUNDLED_MODEL / "results.json").read_text()) if (BUNDLED_MODEL / "results.json").is_file() else {}
+pytestmark = pytest.mark.skipif("numbers_beam4" not in RESULTS, reason="the bundled model's card predates these checks")
 
 
 def recorded(key: str) -> dict:
