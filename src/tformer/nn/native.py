@@ -243,9 +243,10 @@ class _State:
 def int8_block(linear: Int8Linear, rows: slice | None) -> object | None:
     """fbgemm's packed weight and bias that ``linear`` multiplies by for its output rows ``rows`` (None: all), or
     None when those rows are not one of its blocks (its ``forward`` would then join several)."""
-    start, stop = (0, linear.out_features) if rows is None else rows.indices(linear.out_features)[:2]
-    blocks = list(zip(linear.bounds, linear.bounds[1:]))
-    return linear._packed[blocks.index((start, stop))] if (start, stop) in blocks else None
+    try:
+        return linear.packed_rows(rows)
+    except ValueError:
+        return None
 
 
 # What each decoding run (one KVCache) keeps: the layers it was gathered for, and their _State or the reason they
@@ -287,7 +288,8 @@ def _fingerprint(layers: Sequence[nn.Module]) -> tuple | None:
     if any(p.is_inference() for p in parameters):
         return None
     return (tuple(map(id, modules)), tuple((p.data_ptr(), p._version, p.dtype) for p in parameters),
-            tuple(id(block) for m in modules if isinstance(m, Int8Linear) for block in m._packed))
+            tuple(id(m.packed_rows(slice(a, b))) for m in modules if isinstance(m, Int8Linear)
+                  for a, b in zip(m.bounds, m.bounds[1:])))
 
 
 def _state(layers: Sequence[nn.Module]) -> _State | str:
