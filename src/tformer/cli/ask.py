@@ -15,8 +15,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "ask", help=HELP,
         description=HELP + " The --passages best passages (hybrid search: embeddings + BM25) are read by the QA "
-        "model, and the best span over all of them is the answer; it is printed with its score, its source and "
-        "the passage, the answer marked [[like this]].",
+        "model, and the best span over all of them is the answer (ranked by its start + end logits plus 6 x its "
+        "passage's retrieval score); it is printed with that score, its source and the passage, the answer "
+        "marked [[like this]].",
     )
     p.add_argument("index", metavar="INDEX", help="index folder")
     p.add_argument("question", help="the question")
