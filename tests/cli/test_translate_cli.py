@@ -96,3 +96,15 @@ def test_precision_flag_takes_the_three_precisions_and_rejects_others(tiny_model
         assert len(result.stdout.decode().split("\n")) == len(lines) + 1
     result = run_cli("translate", "--model", str(tiny_model_dir), "--precision", "float16", "Hallo")
     assert result.returncode == 2 and b"invalid choice: 'float16'" in result.stderr
+
+
+def test_evaluate_takes_the_same_precisions(tmp_path, tiny_model_dir):
+    from tformer.cli.options import PRECISIONS as CLI_PRECISIONS
+    from tformer.models.seq2seq import PRECISIONS
+
+    assert CLI_PRECISIONS == PRECISIONS  # the CLI's copy, kept free of the torch import
+    (tmp_path / "src.de").write_text("Ein Mann.\nZwei Hunde.\n")
+    (tmp_path / "ref.en").write_text("A man.\nTwo dogs.\n")
+    result = run_cli("evaluate", "--model", str(tiny_model_dir), "--src", str(tmp_path / "src.de"),
+                     "--ref", str(tmp_path / "ref.en"), "--beam", "1", "--precision", "int8", "--json")
+    assert result.returncode == 0, result.stderr

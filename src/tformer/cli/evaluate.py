@@ -7,6 +7,7 @@ import json
 import time
 
 from tformer.cli.numbers import non_negative_float, non_negative_int, positive_int
+from tformer.cli.options import add_precision
 
 
 def _dataset(name: str, split: str):
@@ -41,6 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=non_negative_int, default=0, help="score only the first N lines (0 = all)")
     p.add_argument("--out", help="also write the translations to this file")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
+    add_precision(p)
     shown = p.add_mutually_exclusive_group()
     shown.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar "
                        "on stderr even when it is not a terminal (default: only on a terminal)")
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         raise DataError("give --src and --ref, or --dataset")
     src, ref = (corpus.src[: args.limit], corpus.tgt[: args.limit]) if args.limit else (corpus.src, corpus.tgt)
-    translator = Translator.from_pretrained(args.model)
+    translator = Translator.from_pretrained(args.model, precision=args.precision)
     from tqdm import tqdm
 
     start = time.time()

@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from tformer.cli.numbers import non_negative_float, positive_int
-from tformer.cli.options import add_device
+from tformer.cli.options import add_device, add_precision
 
 if TYPE_CHECKING:
     from tformer.decoding.translator import Translator
@@ -39,11 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "per line (implies --trace)")
     p.add_argument("--top-k", type=positive_int, default=3,
                    help="candidates shown per step in a trace (default: %(default)s)")
-    p.add_argument("--precision", choices=("float32", "bfloat16", "int8"), default="float32",
-                   help="number format the model computes in: float32 (default, the trained weights as they are), "
-                   "bfloat16 (CPUs with AVX512-BF16 or AMX, and GPUs) or int8 (CPU: weights stored in 8 bits, "
-                   "inputs rounded on the fly); the lower ones are faster and may word a few sentences differently "
-                   "(docs/benchmarks.md measures speed, BLEU and how many translations stay the same)")
+    add_precision(p)
     add_device(p)
     p.set_defaults(run=run)
 
