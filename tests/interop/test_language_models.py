@@ -28,3 +28,12 @@ def test_bundled_short_name_and_other_names(tmp_path, monkeypatch):
     assert resolve_language_model("shakespeare-char") == tmp_path / "shakespeare-char"
     assert resolve_language_model("smollm2") == "smollm2"
     assert resolve_language_model(tmp_path / "elsewhere") == tmp_path / "elsewhere"
+
+
+def test_int8_and_int4_loads_quantize_the_float_model(tmp_path):
+    from tformer.nn.quantized import Int8WeightOnlyLinear
+
+    save_tiny(tmp_path / "m")
+    for dtype in ("int8", "int4"):  # d_model 24: no whole groups of 32 for int4, so int8 layers there too
+        model, _ = load_language_model(tmp_path / "m", dtype)
+        assert isinstance(model.layers[0].ffn.linear1, Int8WeightOnlyLinear) and not model.training

@@ -200,16 +200,67 @@ def test_tiny_model_learns_to_copy(style):
 
 def test_int8_copy_stays_close_to_float():
     from tformer.models.causal_lm import quantize_int8
+    from tformer.nn.quantized import Int8WeightOnlyLinear
 
     model = CausalLM(llama_style(d_model=48, num_heads=6, num_kv_heads=3, tie_embeddings=True)).eval()
-    quantized = quantize_int8(model)
     x = tokens(3, 10)
-    with torch.no_grad():
-        exact, approx = model(x), quantized(x)
-    assert (approx - exact).abs().max() < 0.05 * exact.abs().max()
-    assert (approx.argmax(-1) == exact.argmax(-1)).float().mean() > 0.9
+    for kind in ("weight_only", "dynamic"):
+        quantized = quantize_int8(model, kind=kind)
+        with torch.no_grad():
+            exact, approx = model(x), quantized(x)
+        assert (approx - exact).abs().max() < 0.05 * exact.abs().max(), kind
+        assert (approx.argmax(-1) == exact.argmax(-1)).float().mean() > 0.9, kind
+    assert isinstance(quantize_int8(model).output, Int8WeightOnlyLinear)  # weight-only is the default
     assert model.output.weight is model.embed.weight  # the float model is untouched
 
+
+def test_weight_only_int8_copy_matches_its_dequantized_weights_and_decodes_like_float():
+    """With float32 products the copy is the float model with its weights rounded (nothing else changes). With
+    the default bfloat16 products it picks float32's greedy token at nearly every step of float32's greedy
+    continuation (teacher-forced: one differing token would otherwise change every later one)."""
+    from tformer.decoding.generate import GenerationConfig, generate_tokens
+    from tformer.models.causal_lm import quantize_int8
+
+    model = CausalLM(llama_style(d_model=48, num_heads=6, num_kv_heads=3, d_ff=64)).eval()
+    exact_copy = quantize_int8(model, compute_dtype=torch.float32)
+    rounded = CausalLM(model.config).eval()
+    rounded.load_state_dict(model.state_dict())
+    for name, module in exact_copy.named_modules():
+        if hasattr(module, "dequantized_weight"):
+            rounded.get_submodule(name).weight.data.copy_(module.dequantized_weight())
+    x = tokens(2, 9)
+    with torch.no_grad():
+        torch.testing.assert_close(exact_copy(x), rounded(x), rtol=1e-4, atol=1e-4)
+    prompts = tokens(4, 5)
+    config = GenerationConfig(max_new_tokens=8, eos_ids=[-1])
+    greedy = torch.stack(list(generate_tokens(model, prompts.tolist(), config)), 1)  # (4, 8)
+    with torch.no_grad():
+        logits = quantize_int8(model)(torch.cat([prompts, greedy[:, :-1]], 1))  # (4, 12, vocab)
+    assert (logits[:, 4:].argmax(-1) == greedy).float().mean() > 0.9
+
+
+def test_int4_copy_keeps_q4_1_weights_and_decodes_like_float():
+    """Layers whose weights are already 4-bit groups (as read from a Q4_1 GGUF file) keep them, but for bfloat16
+    scales; the copy then picks float32's greedy token at nearly every step of float32's greedy continuation."""
+    from tformer.decoding.generate import GenerationConfig, generate_tokens
+    from tformer.models.causal_lm import quantize_int4
+    from tformer.nn.quantized import Int4WeightOnlyLinear
+
+    model = CausalLM(llama_style(d_model=64, num_heads=4, num_kv_heads=2, d_ff=96)).eval()
+    with torch.no_grad():  # round every layer weight to 4-bit groups, as a Q4_1 file holds them
+        for module in model.layers.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.weight.copy_(Int4WeightOnlyLinear(module.weight, None).dequantized_weight())
+    quantized = quantize_int4(model)
+    layers = [m for m in quantized.layers.modules() if isinstance(m, Int4WeightOnlyLinear)]
+    assert len(layers) == 2 * 4 and not any(m.why_not_kernel for m in layers)
+    assert torch.equal(layers[0].dequantized_weight(), model.layers[0].self_attn.in_proj.weight)
+    prompts = tokens(4, 5)
+    greedy = torch.stack(list(generate_tokens(model, prompts.tolist(), GenerationConfig(max_new_tokens=8,
+                                                                                         eos_ids=[-1]))), 1)
+    with torch.no_grad():
+        logits = quantized(torch.cat([prompts, greedy[:, :-1]], 1))  # (4, 12, vocab)
+    assert (logits[:, 4:].argmax(-1) == greedy).float().mean() > 0.9
 
 
 def test_bfloat16_copy_stays_close_to_float(tmp_path):

@@ -5,8 +5,10 @@ from torch import nn
 
 from tformer.nn.fast import fast_paths
 from tformer.nn.quantized import (
+    Int4WeightOnlyLinear,
     Int8Linear,
     Int8WeightOnlyLinear,
+    quantize_groups,
     quantize_linear_layers,
     quantize_rows,
     weight_only_kernel_unavailable,
@@ -136,3 +138,56 @@ def test_quantize_linear_layers_weight_only_and_bad_kind():
         quantize_linear_layers(nn.Linear(4, 4), kind="int4")
     with pytest.raises(ValueError, match="compute_dtype"):
         Int8WeightOnlyLinear(torch.randn(4, 4), None, compute_dtype=torch.float16)
+
+
+# ---------------------------------------------------------------------------------------- 4-bit weight-only
+
+
+def q4_1_weight(out_features: int, in_features: int, group_size: int = 32) -> torch.Tensor:
+    """A weight already in GGUF's Q4_1 form: per group, low + step · code with codes 0..15 (both ends present) and
+    step, low exact in bfloat16."""
+    groups = in_features // group_size
+    codes = torch.randint(0, 16, (out_features, groups, group_size))
+    codes[..., 0], codes[..., 1] = 0, 15
+    step = 2.0 ** -torch.randint(3, 7, (out_features, groups, 1)).float()
+    low = -step * torch.randint(0, 9, (out_features, groups, 1)).float()
+    return (low + step * codes).view(out_features, in_features)
+
+
+def test_q4_1_weights_come_back_exactly():
+    weight = q4_1_weight(48, 64)
+    int4 = Int4WeightOnlyLinear(weight, None)
+    assert torch.equal(int4.dequantized_weight(), weight)
+    assert int4.codes.dtype == torch.uint8 and int(int4.codes.max()) == 15
+
+
+def test_int4_rounds_other_weights_to_16_levels_a_group():
+    weight = torch.randn(16, 64)
+    codes, low, step = quantize_groups(weight, 32)
+    rebuilt = (low[..., None] + step[..., None] * codes.view(16, 2, 32).float()).view(16, 64)
+    assert ((rebuilt - weight).abs() <= step.repeat_interleave(32, dim=1) / 2 + 1e-6).all()
+
+
+@pytest.mark.parametrize("out_features", [48, 40])  # 40: not a multiple of 16, the kernel is not used
+def test_int4_product_equals_the_dequantized_weight_product(out_features):
+    linear = nn.Linear(64, out_features)
+    int4 = Int4WeightOnlyLinear.from_linear(linear)
+    assert bool(int4.why_not_kernel) == (out_features % 16 != 0)
+    x = torch.randn(2, 5, 64)
+    expected = F.linear(x.bfloat16().float(), int4.dequantized_weight(), linear.bias)
+    got = int4(x)
+    assert got.shape == (2, 5, out_features) and got.dtype == torch.float32
+    assert relative_error(got, expected) < 1e-2  # bfloat16 input and output
+    with fast_paths(False):
+        torch.testing.assert_close(int4(x), got, rtol=1e-2, atol=1e-2)
+    torch.testing.assert_close(int4.rows(x, slice(8, 16)), got[..., 8:16])
+    torch.testing.assert_close(int4(x, activation="relu"), F.relu(got))
+    assert list(int4.parameters()) == [] and "packed" not in int4.state_dict()
+    with pytest.raises(ValueError, match="group_size must divide"):
+        Int4WeightOnlyLinear(torch.randn(16, 48), None, group_size=32)
+
+
+def test_quantize_linear_layers_int4_keeps_int8_where_groups_do_not_fit():
+    module = nn.Sequential(nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 16))
+    quantize_linear_layers(module, kind="int4_weight_only")
+    assert isinstance(module[0], Int4WeightOnlyLinear) and isinstance(module[2], Int8WeightOnlyLinear)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tformer.interop.gguf import is_gguf_source
 from tformer.interop.hf_causal import load_chat_tokenizer
-from tformer.models.causal_lm import CausalLM
+from tformer.models.causal_lm import CausalLM, quantize_int4, quantize_int8
 from tformer.text.chat_tokenizer import ChatTokenizer
 
 MODELS_DIR = Path(__file__).resolve().parents[3] / "models"  # the repository's bundled models ($TFORMER_MODELS)
@@ -31,11 +31,15 @@ def resolve_language_model(name_or_path: str | Path) -> str | Path:
 
 
 def load_language_model(name_or_path: str | Path, dtype: str = "float32") -> tuple[CausalLM, ChatTokenizer]:
-    """``(model, tokenizer)`` in eval mode for any of the sources the module docstring lists."""
+    """``(model, tokenizer)`` in eval mode for any of the sources the module docstring lists. ``dtype``:
+    "float32", "bfloat16", "int8" or "int4" (weights in 8 or 4 bits, products in bfloat16:
+    ``tformer.models.causal_lm.quantize_int8`` / ``quantize_int4``)."""
     import torch
 
-    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "int8": torch.float32, "int4": torch.float32}
     if dtype not in dtypes:
         raise ValueError(f"dtype must be one of {', '.join(dtypes)}, got {dtype!r}")
     source = resolve_language_model(name_or_path)
-    return CausalLM.from_pretrained(source, dtype=dtypes[dtype]), load_chat_tokenizer(source)
+    model = CausalLM.from_pretrained(source, dtype=dtypes[dtype])
+    quantize = {"int8": quantize_int8, "int4": quantize_int4}.get(dtype)
+    return (quantize(model) if quantize else model), load_chat_tokenizer(source)

@@ -188,7 +188,101 @@ def _int8pack_kernel_works(dtype: torch.dtype) -> bool:
     return out.shape == (3, 2) and torch.equal(out.float(), expected)
 
 
-QUANTIZED_KINDS = ("dynamic", "weight_only")
+class Int4WeightOnlyLinear(nn.Module):
+    """``y = x Ŵᵀ + b`` with Ŵ stored in 4 bits a weight: each row is cut into groups of ``group_size`` inputs, and
+    a group's weights are kept as codes q in 0..15 with ``w ≈ low + step · q`` (low: the group's smallest weight,
+    step: its range / 15). That is the layout of GGUF's Q4_1, so weights that were read from a Q4_1 file come back
+    exactly, but for the rounding of ``step`` and ``low`` to bfloat16 (the kernel's dtype); other weights are rounded
+    to 16 levels per group.
+
+    The product is ``torch._weight_int4pack_mm_for_cpu`` in bfloat16 (the input rounded to it, the output cast back
+    to the input's dtype). It needs ``group_size`` in 32, 64, 128, 256 dividing in_features and out_features a
+    multiple of 16; elsewhere, where the kernel is missing, or with the fast paths off, the product is ``F.linear``
+    with the dequantized weight. ``rows`` computes every row and keeps some (the packed layout interleaves rows).
+
+    Args:
+        weight: (out_features, in_features) float weight; bias: (out_features,) or None.
+    """
+
+    def __init__(self, weight: Tensor, bias: Tensor | None, group_size: int = 32) -> None:
+        super().__init__()
+        self.out_features, self.in_features = weight.shape
+        if group_size <= 0 or self.in_features % group_size:
+            raise ValueError(f"group_size must divide in_features={self.in_features}, got {group_size}")
+        self.group_size = group_size
+        codes, low, step = quantize_groups(weight.detach().float(), group_size)
+        self.register_buffer("codes", codes)  # (out_features, in_features) uint8 in 0..15
+        # the kernel's form: w = (q - 8) · scale + zero, per (group, row): (groups, out_features, 2)
+        scales_and_zeros = torch.stack([step.t(), (low + 8 * step).t()], dim=-1).to(torch.bfloat16)
+        self.register_buffer("scales_and_zeros", scales_and_zeros.contiguous())
+        self.register_buffer("bias", None if bias is None else bias.detach().float().clone())
+        self.why_not_kernel = int4_kernel_unavailable(self.in_features, self.out_features, group_size)
+        packed = None if self.why_not_kernel else torch._convert_weight_to_int4pack_for_cpu(codes.int(), 1)
+        self.register_buffer("packed", packed, persistent=False)  # (out_features, in_features / 2) uint8
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, group_size: int = 32) -> Int4WeightOnlyLinear:
+        return cls(linear.weight, linear.bias, group_size)
+
+    def forward(self, x: Tensor, rows: slice | None = None, activation: str | None = None) -> Tensor:
+        """x: (..., in_features) -> (..., out_features), or (..., len(rows)) for the output rows ``rows``;
+        ``activation`` as in ``tformer.nn.linear.Linear``."""
+        if x.size(-1) != self.in_features:
+            raise ValueError(f"input has {x.size(-1)} features, expected in_features={self.in_features}")
+        flat = x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous()  # (rows, in_features)
+        if self.packed is None or not fast_paths_enabled() or flat.device.type != "cpu":
+            out = F.linear(flat.float(), self.dequantized_weight()).to(torch.bfloat16)
+        else:
+            out = torch._weight_int4pack_mm_for_cpu(flat, self.packed, self.group_size, self.scales_and_zeros)
+        out = out.to(x.dtype).view(*x.shape[:-1], self.out_features)  # (..., out_features)
+        if self.bias is not None:
+            out = out + self.bias.to(x.dtype)
+        if rows is not None:
+            out = out[..., rows]
+        return out if activation is None else activate(out, activation)
+
+    def rows(self, x: Tensor, rows: slice) -> Tensor:
+        """x times the output rows ``rows`` of the weight (all rows are computed)."""
+        return self(x, rows)
+
+    def dequantized_weight(self) -> Tensor:
+        """(out_features, in_features) float32: the weight this layer multiplies by."""
+        scale, zero = self.scales_and_zeros.float().unbind(-1)  # each (groups, out_features)
+        codes = self.codes.float().view(self.out_features, -1, self.group_size)  # (out, groups, group_size)
+        weight = (codes - 8) * scale.t()[..., None] + zero.t()[..., None]
+        return weight.view(self.out_features, self.in_features)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, group_size={self.group_size}, "
+                f"bias={self.bias is not None}")
+
+
+def quantize_groups(weight: Tensor, group_size: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Asymmetric 4-bit rounding per group of ``group_size`` inputs (GGUF's Q4_1): codes (out, in) uint8 in 0..15,
+    low and step (out, in / group_size), with ``weight ≈ low + step · codes`` group by group."""
+    out_features, in_features = weight.shape
+    groups = weight.view(out_features, in_features // group_size, group_size)  # (out, groups, group_size)
+    low, high = groups.amin(dim=-1), groups.amax(dim=-1)  # each (out, groups)
+    step = ((high - low) / 15).clamp(min=1e-12)
+    codes = torch.round((groups - low[..., None]) / step[..., None]).clamp(0, 15).to(torch.uint8)
+    return codes.view(out_features, in_features), low, step
+
+
+INT4_GROUP_SIZES = (32, 64, 128, 256)  # what PyTorch's CPU kernel takes
+
+
+def int4_kernel_unavailable(in_features: int, out_features: int, group_size: int) -> str:
+    """Why ``torch._weight_int4pack_mm_for_cpu`` cannot run this layer; "" when it can."""
+    if not hasattr(torch, "_weight_int4pack_mm_for_cpu") or not hasattr(torch, "_convert_weight_to_int4pack_for_cpu"):
+        return "this PyTorch has no CPU int4 kernel"
+    if group_size not in INT4_GROUP_SIZES:
+        return f"group_size={group_size} is not one of {INT4_GROUP_SIZES}"
+    if out_features % 16:
+        return f"out_features={out_features} is not a multiple of 16"
+    return ""
+
+
+QUANTIZED_KINDS = ("dynamic", "weight_only", "int4_weight_only")
 
 
 def quantize_linear_layers(
@@ -202,8 +296,9 @@ def quantize_linear_layers(
     Args:
         blocks: (kind "dynamic") the layers whose rows must stay usable in separate blocks (see ``Int8Linear``);
             weight-only layers take any row range.
-        kind: "dynamic" (``Int8Linear``) or "weight_only" (``Int8WeightOnlyLinear`` computing in
-            ``compute_dtype``).
+        kind: "dynamic" (``Int8Linear``), "weight_only" (``Int8WeightOnlyLinear`` computing in
+            ``compute_dtype``) or "int4_weight_only" (``Int4WeightOnlyLinear``, groups of 32, bfloat16; a layer
+            whose in_features is not a multiple of 32 gets ``Int8WeightOnlyLinear``).
     """
     if kind not in QUANTIZED_KINDS:
         raise ValueError(f"kind must be one of {', '.join(QUANTIZED_KINDS)}, got {kind!r}")
@@ -214,6 +309,10 @@ def quantize_linear_layers(
                 continue
             if kind == "dynamic":
                 setattr(parent, name, Int8Linear.from_linear(child, blocks.get(child, ())))
-            else:
+            elif kind == "weight_only":
+                setattr(parent, name, Int8WeightOnlyLinear.from_linear(child, compute_dtype))
+            elif child.in_features % INT4_GROUP_SIZES[0] == 0:
+                setattr(parent, name, Int4WeightOnlyLinear.from_linear(child, INT4_GROUP_SIZES[0]))
+            else:  # no whole groups of 32 inputs: int8
                 setattr(parent, name, Int8WeightOnlyLinear.from_linear(child, compute_dtype))
     return module
