@@ -1,4 +1,5 @@
-"""The bundled classifiers (models/*-minilm-lora): they load by short name on the packaged MiniLM, print label
+"""The bundled classifiers (models/sst2-minilm, an adapter; models/sms-spam-minilm-lora, LoRA): they load by short
+name on the packaged MiniLM, print label
 names, and score on their development sets what their results.json (and model cards) say."""
 
 import json
@@ -7,6 +8,7 @@ import pytest
 
 from tformer.data.classification import label_ids, load_dataset
 from tformer.evaluation.classification import accuracy, per_class_metrics
+from tformer.models.adapter import is_adapter
 from tformer.models.classifiers import BUNDLED_CLASSIFIERS, bundled_classifier, is_lora_classifier
 from tformer.models.pipelines import TextClassifier
 from tformer.training.finetune import RECIPE, FinetuneConfig
@@ -16,7 +18,7 @@ LABELS = {"sentiment": ["negative", "positive"], "spam": ["ham", "spam"]}
 
 def present(name):
     folder = bundled_classifier(name)
-    if not is_lora_classifier(folder):
+    if not (is_lora_classifier(folder) or is_adapter(folder)):
         pytest.skip(f"no bundled {name} classifier in {folder}")
     return folder
 

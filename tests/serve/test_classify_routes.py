@@ -38,7 +38,7 @@ def save_bundled(folder, base, labels, seed):
 def bundled_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     base = save_tiny_encoder(tmp_path_factory.mktemp("base"))
-    save_bundled(root / "sst2-minilm-lora", base, ["negative", "positive"], 1)
+    save_bundled(root / "sst2-minilm", base, ["negative", "positive"], 1)
     save_bundled(root / "sms-spam-minilm-lora", base, ["ham", "spam"], 2)
     return root
 
@@ -60,7 +60,7 @@ def test_default_is_the_bundled_sentiment_classifier_and_spam_loads_once(served,
     monkeypatch.setattr(served, "_load_classifier", lambda name: calls.append(name) or original(name))
     with TestClient(create_app(served, LIMITS)) as client:
         default = client.post("/classify", json={"texts": TEXTS}).json()
-        assert default["model"] == "sst2-minilm-lora"
+        assert default["model"] == "sst2-minilm"
         assert [(p["label"], pytest.approx(p["probability"], abs=1e-6)) for p in default["predictions"]] == \
             predictions_of(TextClassifier.from_pretrained("sentiment"), TEXTS)
         named = client.post("/classify", json={"texts": TEXTS, "model": "sentiment"}).json()

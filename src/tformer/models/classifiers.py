@@ -29,7 +29,7 @@ LORA_FILE = "lora.json"
 LORA_WEIGHTS = "lora.safetensors"
 MODELS_DIR = Path(__file__).resolve().parents[3] / "models"  # the repository's bundled models
 # Short names for the bundled classifiers; "sentiment" is what `tformer classify` uses by default.
-BUNDLED_CLASSIFIERS = {"sentiment": "sst2-minilm-lora", "spam": "sms-spam-minilm-lora"}
+BUNDLED_CLASSIFIERS = {"sentiment": "sst2-minilm", "spam": "sms-spam-minilm-lora"}
 DEFAULT_CLASSIFIER = "sentiment"
 
 
