@@ -51,3 +51,20 @@ def test_without_a_model_it_says_in_one_line_how_to_make_one(tmp_path, capsys, m
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "runs/sst2-minilm/best" in err and "tformer finetune" in err
+
+
+def test_with_no_options_it_uses_the_bundled_sentiment_classifier(tmp_path, capsys, monkeypatch):
+    """The bundle is an adapter folder (adapter.json) on a base encoder, as models/sst2-minilm is."""
+    from tformer.models.adapter import save_adapter
+    from tformer.models.bert import BertForSequenceClassification
+
+    from tests.models.bert_helpers import save_tiny_encoder
+
+    base = save_tiny_encoder(tmp_path / "base")
+    model = BertForSequenceClassification.from_pretrained(base, labels=["negative", "positive"])
+    save_adapter(model, tmp_path / "models" / "sst2-minilm", str(base), ["classifier.weight", "classifier.bias"])
+    monkeypatch.setenv("TFORMER_MODELS", str(tmp_path / "models"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["classify", "I love this movie"]) == 0
+    label, probability = capsys.readouterr().out.strip().split("\t")
+    assert label in ("negative", "positive") and 0.5 <= float(probability) <= 1
