@@ -70,6 +70,13 @@ def test_abstractive_summary_is_the_librarys(sum_client, chat_model):
     assert data["sentences"] == expected.sentences and data["notes"] == expected.notes
 
 
+def test_abstractive_summary_follows_the_named_instruction(sum_client, chat_model):
+    data = sum_client.post("/summarize", json={"text": DOCUMENT, "method": "abstractive",
+                                                "instruction": "paper"}).json()
+    expected = AbstractiveSummarizer(*chat_model, instruction="paper").summarize(DOCUMENT, 1)
+    assert data["sentences"] == expected.sentences and data["notes"] == expected.notes
+
+
 def test_abstractive_long_document_is_summarized_in_parts(sum_client, chat_model):
     text = " ".join(f"Sentence {i} is about the plot of film number {i}." for i in range(80))  # > 1,968 bytes
     data = sum_client.post("/summarize", json={"text": text, "method": "abstractive"}).json()
@@ -81,6 +88,7 @@ def test_abstractive_long_document_is_summarized_in_parts(sum_client, chat_model
     ({"text": ""}, "text", "at least 1 character"),
     ({"text": DOCUMENT, "method": "lexrank"}, "method", "'extractive' or 'abstractive'"),
     ({"text": DOCUMENT, "sentences": 0}, "sentences", "greater than or equal to 1"),
+    ({"text": DOCUMENT, "instruction": "poem"}, "instruction", "'general' or 'paper'"),
     ({"text": DOCUMENT, "sentences": "2"}, "sentences", "valid integer"),
     ({"text": "x" * (MAX_DOCUMENT_CHARS + 1)}, "text", f"at most {MAX_DOCUMENT_CHARS} characters"),
     ({"txt": DOCUMENT}, "txt", "unknown field"),

@@ -156,7 +156,7 @@ def add_routes(app: FastAPI, models: ServedModels, batcher: DynamicBatcher, limi
         summarized in parts, then the parts' summaries together, and `notes` says so)."""
         if request.method == "abstractive":
             return await summarize_with_chat_model(generation, request.text, request.sentences,
-                                                   limits.request_timeout_s)
+                                                   limits.request_timeout_s, request.instruction)
         name = loaded("encoder")
         [result] = await call(("summarize", request.sentences), [request.text])
         if "error" in result:

@@ -170,8 +170,9 @@ def event_stream(service: GenerationService, pieces: Iterator) -> StreamingRespo
 
 
 async def summarize_with_chat_model(service: GenerationService, text: str, sentences: int,
-                                    timeout_s: float) -> dict[str, Any]:
-    """``POST /summarize`` with ``method: abstractive``: the service's chat model told to summarize ``text``.
+                                    timeout_s: float, instruction: str = "general") -> dict[str, Any]:
+    """``POST /summarize`` with ``method: abstractive``: the service's chat model told to summarize ``text`` (with
+    one of ``tformer.summarize.abstractive.INSTRUCTIONS``).
 
     503 when the model is no chat model (no chat template) or its context is too short for a summary; 422 when the
     text cannot be summarized; 504 past ``timeout_s`` (a worker thread cannot be stopped: its late answer is
@@ -179,7 +180,7 @@ async def summarize_with_chat_model(service: GenerationService, text: str, sente
     """
     model, tokenizer = await asyncio.to_thread(service.load)
     try:
-        summarizer = AbstractiveSummarizer(model, tokenizer)
+        summarizer = AbstractiveSummarizer(model, tokenizer, instruction=instruction)
         summarizer.prompt("", sentences)  # a tokenizer without a chat template fails here, not mid-request
     except (TformerError, ValueError, AttributeError) as err:
         raise HTTPException(503, f"the language model {service.name!r} cannot write summaries: {err}") from None

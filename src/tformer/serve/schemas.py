@@ -101,6 +101,9 @@ def request_models(limits: ServeLimits) -> SimpleNamespace:
             "extractive", description="extractive: the document's most summary-worthy sentences (sentence encoder "
             "and a trained scorer); abstractive: written by the server's chat model (slower)")
         sentences: int = Field(1, ge=1, le=MAX_SUMMARY_SENTENCES, description="how many sentences the summary has")
+        instruction: Literal["general", "paper"] = Field(
+            "general", description="abstractive only: what the chat model is told (general: summarize the text; "
+            "paper: state the main contribution of a paper abstract)")
 
     class EmbedRequest(Request):
         texts: texts_field = Field(examples=[["A man rides a bike.", "Someone is cycling."]])
