@@ -6,7 +6,10 @@ import json
 import random
 from pathlib import Path
 
+import torch
+
 from tformer.models.bert import BertConfig, BertForSequenceClassification, BertModel
+from tformer.nn.lora import LoraConfig, add_lora, train_only
 from tformer.text.pretrained import Tokenizer
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -47,6 +50,21 @@ def save_tiny_classifier(folder: Path, labels=("negative", "positive"), **overri
     BertForSequenceClassification(tiny_bert_config(labels=list(labels), **overrides)).save_pretrained(folder)
     Tokenizer.from_pretrained(write_vocab_folder(folder)).save_pretrained(folder)
     return folder
+
+
+def random_lora_classifier(base: Path, labels, seed: int = 0, std: float = 0.1):
+    """A classifier on ``base`` with rank-3 LoRA on every linear layer; the trainable parameters (adapters, pooler,
+    head) get Gaussian noise of ``std``, so different seeds give different classifiers. Returns (model, lora)."""
+    model = BertForSequenceClassification.from_pretrained(base, labels=list(labels))
+    lora = LoraConfig(rank=3, alpha=6, targets=["all"])
+    add_lora(model, lora)
+    train_only(model, ("classifier.", "bert.pooler."))
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * std)
+    return model.eval(), lora
 
 
 POSITIVE = ["good", "great", "fun", "lovely", "brilliant"]

@@ -16,9 +16,9 @@ from tformer.models.classifiers import (
     save_lora_classifier,
 )
 from tformer.models.pipelines import TextClassifier
-from tformer.nn.lora import LoraConfig, add_lora, merge_lora, train_only
+from tformer.nn.lora import merge_lora
 
-from tests.models.bert_helpers import save_tiny_encoder
+from tests.models.bert_helpers import random_lora_classifier, save_tiny_encoder
 
 LABELS = ["ham", "spam", "other"]
 TEXTS = ["the movie was great", "a dull , boring story", "love love love !"]
@@ -31,16 +31,7 @@ def base(tmp_path_factory):
 
 def adapted_model(base, seed=0):
     """A classifier on ``base`` with LoRA on attention and feed-forward layers, adapters and head randomised."""
-    model = BertForSequenceClassification.from_pretrained(base, labels=LABELS)
-    lora = LoraConfig(rank=3, alpha=6, targets=["all"])
-    add_lora(model, lora)
-    train_only(model, ("classifier.", "bert.pooler."))
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.requires_grad:
-                p.add_(torch.randn_like(p) * 0.1)
-    return model.eval(), lora
+    return random_lora_classifier(base, LABELS, seed)
 
 
 def logits(model, tokenizer):

@@ -3,18 +3,15 @@ classifier, `"model": "spam"` loads the bundled spam classifier at its first req
 unknown classifier is a clear 4xx/503. Tiny LoRA classifiers stand in for the bundled ones ($TFORMER_MODELS)."""
 
 import pytest
-import torch
 from fastapi.testclient import TestClient
 
 from tformer.cli.classify import default_model
-from tformer.models.bert import BertForSequenceClassification
 from tformer.models.classifiers import save_lora_classifier
 from tformer.models.pipelines import TextClassifier
-from tformer.nn.lora import LoraConfig, add_lora, train_only
 from tformer.serve.app import create_app
 from tformer.serve.models import ServedModels, load_models
 
-from tests.models.bert_helpers import save_tiny_encoder
+from tests.models.bert_helpers import random_lora_classifier, save_tiny_encoder
 from tests.serve.conftest import LIMITS
 
 TEXTS = ["the movie was great", "call now to claim your free prize", "a dull , boring story"]
@@ -22,15 +19,7 @@ TEXTS = ["the movie was great", "call now to claim your free prize", "a dull , b
 
 def save_bundled(folder, base, labels, seed):
     """A LoRA classifier on ``base`` with random adapters and head, stored as a bundled one is."""
-    model = BertForSequenceClassification.from_pretrained(base, labels=labels)
-    lora = LoraConfig(rank=3, alpha=6, targets=["all"])
-    add_lora(model, lora)
-    train_only(model, ("classifier.", "bert.pooler."))
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.requires_grad:
-                p.normal_(0, 0.5)
+    model, lora = random_lora_classifier(base, labels, seed, std=0.5)
     save_lora_classifier(model, folder, base=str(base), lora=lora)
 
 
