@@ -100,36 +100,28 @@ def qa_figures(index, questions, fused, owner, gold, args) -> dict:
     out["oracle_paragraph"] = {k: round(v, 2) for k, v in squad_metrics(
         oracle, {q.id: q.answers for q in questions}).items()}
     out["oracle_questions_per_s"] = round(len(questions) / (time.perf_counter() - start), 2)
-    reranked, fused_rrf, predictions, per_passage = [], [], {}, []
+    reranked, fused_rrf, per_passage = [], [], []
     start = time.perf_counter()
     for q, ranked in zip(questions, fused):
         top = ranked[: args.rerank]
         hits = index.hits(top)
         spans = qa.answer(q.question, [h.text for h in hits], top_k=len(hits) * 3)
-        best: dict[int, float] = {}
+        first: dict[int, tuple[float, str]] = {}  # passage -> its best span's (score, text)
         for span in spans:
-            best.setdefault(span.context, span.score)
-        order = sorted(range(len(hits)), key=lambda i: -best.get(i, -1e9))
+            first.setdefault(span.context, (span.score, span.text))
+        order = sorted(range(len(hits)), key=lambda i: -first[i][0] if i in first else 1e9)
         reranked.append(paragraph_ranking(index, [top[i] for i in order], owner))
         # the QA score and the retrieval rank together: rank fusion of the two orders
         both = reciprocal_rank_fusion([top, [top[i] for i in order]])
         fused_rrf.append(paragraph_ranking(index, both, owner))
-        predictions[q.id] = spans[0].text if spans else ""
-        first: dict[int, tuple[float, str]] = {}
-        for span in spans:
-            first.setdefault(span.context, (span.score, span.text))
         per_passage.append([(h.score, *first[i]) for i, h in enumerate(hits) if i in first])
     seconds = time.perf_counter() - start
     out["qa_rerank"] = recall(reranked, gold)
     out["qa_rerank_rrf"] = recall(fused_rrf, gold)
-    out["ask_span_score_only"] = {k: round(v, 2) for k, v in squad_metrics(
-        predictions, {q.id: q.answers for q in questions}).items()}
     from tformer.retrieval.ask import HYBRID_WEIGHT  # what `tformer ask` ranks by: span logits + weight x retrieval
 
-    best = {q.id: max(cands, key=lambda c: c[1] + HYBRID_WEIGHT * c[0])[2] if cands else ""
-            for q, cands in zip(questions, per_passage)}
-    out["ask_open_book"] = {k: round(v, 2) for k, v in squad_metrics(
-        best, {q.id: q.answers for q in questions}).items()}
+    out["ask_span_score_only"] = weighted_metrics(questions, per_passage, 0.0)
+    out["ask_open_book"] = weighted_metrics(questions, per_passage, HYBRID_WEIGHT)
     out["ask_questions_per_s"] = round(len(questions) / seconds, 2)
     out["ask_weighted"] = retrieval_weight(questions, per_passage)
     return out
@@ -138,24 +130,28 @@ def qa_figures(index, questions, fused, owner, gold, args) -> dict:
 WEIGHTS = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 15.0, 20.0)
 
 
-def retrieval_weight(questions, per_passage) -> dict:
-    """Open-book answers scored as span score + weight x retrieval score (the hybrid score, 0-2) of the passage: the
-    weight is picked on the first half of the dev articles (by title) and reported on the other half and on all."""
-    def scores(weight, keep):
-        predictions = {q.id: max(cands, key=lambda c: c[1] + weight * c[0])[2] if cands else ""
-                       for q, cands in zip(questions, per_passage) if keep(q)}
-        return squad_metrics(predictions, {q.id: q.answers for q in questions if keep(q)})
+def weighted_metrics(questions, per_passage, weight: float, keep=lambda q: True) -> dict:
+    """EM/F1 (rounded) of the open-book answers of the questions ``keep`` accepts, each the span with the best
+    span score + ``weight`` x its passage's retrieval score; ``per_passage`` holds (retrieval score, span score,
+    text) of each question's best span per passage."""
+    predictions = {q.id: max(cands, key=lambda c: c[1] + weight * c[0])[2] if cands else ""
+                   for q, cands in zip(questions, per_passage) if keep(q)}
+    metrics = squad_metrics(predictions, {q.id: q.answers for q in questions if keep(q)})
+    return {k: round(v, 2) for k, v in metrics.items()}
 
+
+def retrieval_weight(questions, per_passage) -> dict:
+    """The retrieval weight picked on the first half of the dev articles (by title), reported on the other half and
+    on all."""
     titles = sorted({q.title for q in questions})
     tuning = set(titles[: len(titles) // 2])
-    by_weight = {w: scores(w, lambda q: q.title in tuning)["f1"] for w in WEIGHTS}
+    by_weight = {w: weighted_metrics(questions, per_passage, w, lambda q: q.title in tuning)["f1"] for w in WEIGHTS}
     best = max(WEIGHTS, key=lambda w: by_weight[w])
-    held_out = {k: round(v, 2) for k, v in scores(best, lambda q: q.title not in tuning).items()}
-    unweighted_held_out = round(scores(0.0, lambda q: q.title not in tuning)["f1"], 2)
-    return {"tuned_on": sorted(tuning),
-            "f1_by_weight_on_tuning_half": {str(w): round(f, 2) for w, f in by_weight.items()},
-            "weight": best, "held_out_half": held_out, "held_out_half_f1_without_weight": unweighted_held_out,
-            "all": {k: round(v, 2) for k, v in scores(best, lambda q: True).items()}}
+    held_out = lambda q: q.title not in tuning  # noqa: E731
+    return {"tuned_on": sorted(tuning), "f1_by_weight_on_tuning_half": {str(w): f for w, f in by_weight.items()},
+            "weight": best, "held_out_half": weighted_metrics(questions, per_passage, best, held_out),
+            "held_out_half_f1_without_weight": weighted_metrics(questions, per_passage, 0.0, held_out)["f1"],
+            "all": weighted_metrics(questions, per_passage, best)}
 
 
 if __name__ == "__main__":
