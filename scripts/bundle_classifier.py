@@ -32,6 +32,15 @@ from tformer.models.pipelines import TextClassifier
 from tformer.training.finetune import METRICS, RECIPE, FinetuneConfig
 
 
+def copy_run_records(run: Path, out: Path) -> None:
+    """The run's recipe and final scores (from its best folder) and its training metrics (beside it)."""
+    for name in (RECIPE, "eval_results.json"):
+        if (run / name).is_file():
+            shutil.copy(run / name, out / name)
+    if (run.parent / METRICS).is_file():
+        shutil.copy(run.parent / METRICS, out / METRICS)
+
+
 def copy_adapter(run: Path, out: Path, dtype: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     meta = json.loads((run / LORA_FILE).read_text(encoding="utf-8"))
@@ -42,11 +51,7 @@ def copy_adapter(run: Path, out: Path, dtype: str) -> None:
     meta["base"] = "minilm"  # the packaged encoder, whatever path the run was trained from
     save_file(tensors, str(out / LORA_WEIGHTS), metadata={"format": "pt"})
     (out / LORA_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    for name in (RECIPE, "eval_results.json"):
-        if (run / name).is_file():
-            shutil.copy(run / name, out / name)
-    if (run.parent / METRICS).is_file():
-        shutil.copy(run.parent / METRICS, out / METRICS)
+    copy_run_records(run, out)
 
 
 WORD_EMBEDDINGS = "bert.embeddings.tokens.weight"
@@ -62,11 +67,7 @@ def write_adapter(run: Path, out: Path) -> None:
     names = [n for n in model.state_dict() if n != WORD_EMBEDDINGS]
     out.mkdir(parents=True, exist_ok=True)
     save_adapter(model, out, "minilm", names, torch.float16)
-    for name in (RECIPE, "eval_results.json"):
-        if (run / name).is_file():
-            shutil.copy(run / name, out / name)
-    if (run.parent / METRICS).is_file():
-        shutil.copy(run.parent / METRICS, out / METRICS)
+    copy_run_records(run, out)
 
 
 def evaluate(out: Path, positive: str, threads: int) -> dict:

@@ -8,8 +8,7 @@ import pytest
 
 from tformer.data.classification import label_ids, load_dataset
 from tformer.evaluation.classification import accuracy, per_class_metrics
-from tformer.models.adapter import is_adapter
-from tformer.models.classifiers import BUNDLED_CLASSIFIERS, bundled_classifier, is_lora_classifier
+from tformer.models.classifiers import BUNDLED_CLASSIFIERS, bundled_classifier, stored_on_base
 from tformer.models.pipelines import TextClassifier
 from tformer.training.finetune import RECIPE, FinetuneConfig
 
@@ -18,7 +17,7 @@ LABELS = {"sentiment": ["negative", "positive"], "spam": ["ham", "spam"]}
 
 def present(name):
     folder = bundled_classifier(name)
-    if not (is_lora_classifier(folder) or is_adapter(folder)):
+    if not stored_on_base(folder):
         pytest.skip(f"no bundled {name} classifier in {folder}")
     return folder
 

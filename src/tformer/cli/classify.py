@@ -35,11 +35,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def default_model() -> str | Path:
     """The bundled sentiment classifier, else the folder `tformer finetune` writes by default."""
-    from tformer.models.adapter import is_adapter
-    from tformer.models.classifiers import DEFAULT_CLASSIFIER, bundled_classifier, is_lora_classifier
+    from tformer.models.classifiers import DEFAULT_CLASSIFIER, bundled_classifier, stored_on_base
 
     bundled = bundled_classifier(DEFAULT_CLASSIFIER)
-    if is_lora_classifier(bundled) or is_adapter(bundled):  # stored either way on the packaged MiniLM
+    if stored_on_base(bundled):
         return bundled
     if Path(DEFAULT_MODEL).is_dir():
         return DEFAULT_MODEL

@@ -44,7 +44,7 @@ def resolve_classifier(name_or_path: str | Path) -> Path:
     key = str(name_or_path).lower()
     if key in BUNDLED_CLASSIFIERS and not Path(name_or_path).is_dir():
         folder = bundled_classifier(key)
-        if not ((folder / LORA_FILE).is_file() or is_adapter(folder)):
+        if not stored_on_base(folder):
             raise ModelFolderError(f"the bundled {key} classifier is missing from {folder}; pass a folder written "
                                    "by `tformer finetune` instead")
         return folder
@@ -53,6 +53,11 @@ def resolve_classifier(name_or_path: str | Path) -> Path:
 
 def is_lora_classifier(folder: str | Path) -> bool:
     return (Path(folder) / LORA_FILE).is_file()
+
+
+def stored_on_base(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a classifier stored on a base encoder, as the bundled ones are (LoRA or adapter)."""
+    return is_lora_classifier(folder) or is_adapter(folder)
 
 
 def save_lora_classifier(model: BertForSequenceClassification, folder: str | Path, base: str, lora: LoraConfig,
