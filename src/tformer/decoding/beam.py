@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from tformer.decoding import native_search
 from tformer.decoding.interface import EncoderDecoderModel
 from tformer.decoding.search import Hypothesis, freeze_finished, output_limits, restrict_to_eos, should_prune
 
@@ -37,6 +38,10 @@ def beam_search(
         raise ValueError(f"need beam >= 1 and 1 <= nbest <= beam, got beam={beam}, nbest={nbest}")
     cfg = model.config
     batch, k = src.size(0), beam
+    prepared = native_search.prepare(model, src)
+    if not isinstance(prepared, str):  # one sentence: the same loop in C++
+        found = native_search.beam(model, prepared, src, k, max_len_a, max_len_b)  # type: ignore[arg-type]
+        return _collect(*found, 1, k, length_penalty, nbest)
     limits = output_limits(src, cfg.pad_id, cfg.max_len, max_len_a, max_len_b).repeat_interleave(k)  # (batch * beam,)
     steps = int(limits.max()) + 1
     encoded = model.encode(src).select(torch.arange(batch, device=src.device).repeat_interleave(k))  # beam rows each

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from tformer.decoding import native_search
 from tformer.decoding.interface import EncoderDecoderModel
 from tformer.decoding.search import Hypothesis, output_limits, restrict_to_eos, should_prune
 
@@ -21,6 +22,10 @@ def greedy_search(
         one Hypothesis per source row. A row's result does not depend on the rest of the batch.
     """
     cfg = model.config
+    prepared = native_search.prepare(model, src)
+    if not isinstance(prepared, str):  # one sentence: the same loop in C++
+        tokens, log_probs = native_search.greedy(model, prepared, src, max_len_a, max_len_b)  # type: ignore[arg-type]
+        return hypotheses(tokens, log_probs, cfg.eos_id)
     batch = src.size(0)
     limits = output_limits(src, cfg.pad_id, cfg.max_len, max_len_a, max_len_b)  # (batch,)
     steps, first_limit = int(limits.max()) + 1, int(limits.min())
@@ -48,9 +53,15 @@ def greedy_search(
             encoded = encoded.select(keep.to(src.device))
             cache.select(keep.to(src.device))
         token = best[:, None].to(src.device)
-    lengths = tokens.eq(cfg.eos_id).int().argmax(dim=1)  # (batch,) position of each row's first EOS
+    return hypotheses(tokens, log_probs, cfg.eos_id)
+
+
+def hypotheses(tokens: Tensor, log_probs: Tensor, eos_id: int) -> list[Hypothesis]:
+    """One Hypothesis per row of the chosen ``tokens`` (batch, steps) and their ``log_probs``, up to each row's
+    first EOS."""
+    lengths = tokens.eq(eos_id).int().argmax(dim=1)  # (batch,) position of each row's first EOS
     return [
         Hypothesis(tokens[i, : lengths[i]].tolist(), float(log_probs[i, : lengths[i] + 1].sum()),
                    log_probs[i, : lengths[i] + 1].tolist())
-        for i in range(batch)
+        for i in range(tokens.size(0))
     ]

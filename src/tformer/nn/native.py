@@ -32,7 +32,7 @@ import sys
 import time
 import warnings
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -143,6 +143,25 @@ def applies(
         return "fast paths disabled"
     if cache is None:
         return "no cache"
+    why = _step_applies(layers, x, memory_mask, need_weights, lambda: _run_state(layers, cache))
+    if why:
+        return why
+    if not cache.cross_attn or not cache.cross_attn[0].ready:
+        return EMPTY_CACHE
+    return ""
+
+
+def layers_apply(layers: Sequence[nn.Module], x: Tensor, memory_mask: Tensor | None = None) -> str:
+    """``applies`` for code that keeps its own caches (the C++ search loops, ``tformer.decoding.native_search``):
+    why the step cannot take ``layers`` and inputs like ``x`` (rows, 1, d_model), or ""."""
+    if not fast_paths_enabled():
+        return "fast paths disabled"
+    return _step_applies(layers, x, memory_mask, False, lambda: _kept_state(layers))
+
+
+def _step_applies(layers: Sequence[nn.Module], x: Tensor, memory_mask: Tensor | None, need_weights: bool,
+                  state_of: Callable[[], _State | str]) -> str:
+    """The checks ``applies`` and ``layers_apply`` share; ``state_of`` gives the layers' ``_State`` (or a reason)."""
     if need_weights:
         return "attention weights requested"
     if x.size(1) != 1:
@@ -159,13 +178,11 @@ def applies(
         if os.environ.get(ENV, "1") == "0":
             return f"turned off ({ENV}=0)"
         return "being built in the background" if "started" in _background else "the C++ step could not be built"
-    state = _run_state(layers, cache)
+    state = state_of()
     if isinstance(state, str):
         return state
     if state.dtype != x.dtype:
         return f"input is {x.dtype}, the layers' weights are {state.dtype}"
-    if not cache.cross_attn or not cache.cross_attn[0].ready:
-        return EMPTY_CACHE
     return ""
 
 
@@ -284,7 +301,7 @@ def _fingerprint(layers: Sequence[nn.Module]) -> tuple | None:
     if not isinstance(layers, nn.Module):
         return None
     modules = list(layers.modules())
-    parameters = list(layers.parameters())
+    parameters = [p for m in modules for p in m._parameters.values() if p is not None]  # one walk, not two
     if any(p.is_inference() for p in parameters):
         return None
     return (tuple(map(id, modules)), tuple((p.data_ptr(), p._version, p.dtype) for p in parameters),

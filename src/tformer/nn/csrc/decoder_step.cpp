@@ -1,4 +1,6 @@
-// One incremental decoding step through a stack of Transformer decoder layers, in C++.
+// One incremental decoding step through a stack of Transformer decoder layers, in C++; and, built on it, greedy and
+// beam search of one sentence with the whole loop here (embedding, positions, the step, output projection,
+// log-softmax and the choice of tokens).
 //
 // The same computation as tformer.nn.stacks.Decoder with a KV cache and one new target position per sentence.
 // This file mirrors tformer/nn/native.py, which builds it on first use (falling back to Python without a
@@ -6,13 +8,17 @@
 // order `LayerTensor` below names; a change to one side goes to the other. It calls the same PyTorch kernels in
 // the same order as the Python modules (tformer/nn/layers.py, attention.py, feedforward.py, and linear.py's choice
 // of product form), so results are identical; what it removes is the Python interpreter's time between the
-// hundreds of operator calls of a step, which at batch 1 is about as long as the arithmetic itself.
+// hundreds of operator calls of a step, which at batch 1 is about as long as the arithmetic itself. The search
+// loops mirror tformer/decoding/greedy.py and beam.py in the same way (tformer/decoding/native_search.py calls
+// them), so they pick the same tokens with the same log-probabilities.
 #include <torch/extension.h>
 
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/jit/api/object.h>
 
+#include <limits>
 #include <string>
+#include <tuple>
 #include <vector>
 
 using torch::Tensor;
@@ -56,6 +62,7 @@ Tensor one_row(const Tensor& x, const Tensor& w, const Tensor& b) {
 // objects (native.py's _State), so a step passes them without converting each one again.
 struct Int8Products {
   std::vector<c10::IValue> params;
+  Int8Products() = default;
   explicit Int8Products(const std::vector<py::object>& objects) {
     for (const auto& object : objects)
       params.push_back(object.is_none() ? c10::IValue() : c10::IValue(py::cast<torch::jit::Object>(object)._ivalue()));
@@ -156,6 +163,169 @@ Tensor decoder_step(Tensor x, const std::vector<Tensor>& tensors, const std::vec
   return x;
 }
 
+
+namespace {
+
+// What a search needs besides the decoder layers: the target embedding (times `scale`), the positions table (in
+// the layers' dtype), the stack's final LayerNorm (pre-norm models; undefined tensors otherwise) and the output
+// projection (float weights with their oneDNN copy, or the int8 copy's packed product). Gathered once per model
+// (tformer/decoding/native_search.py keeps it while the weights are unchanged).
+struct SearchModel {
+  std::vector<Tensor> tensors, packed;  // the decoder layers' tensors, as decoder_step takes them
+  Int8Products int8;
+  bool has_int8 = false;
+  int64_t heads = 1, activation = 0, wide = 8;
+  double eps = 1e-5, scale = 1.0, final_eps = 1e-5;
+  bool norm_first = false;
+  Tensor embed, table, final_weight, final_bias, out_weight, out_bias, out_packed;
+  c10::IValue out_int8;
+
+  SearchModel(std::vector<Tensor> tensors_, std::vector<Tensor> packed_, const Int8Products* int8_, int64_t heads_,
+              double eps_, bool norm_first_, int64_t activation_, int64_t wide_, Tensor embed_, double scale_,
+              Tensor table_, std::optional<Tensor> final_weight_, std::optional<Tensor> final_bias_,
+              double final_eps_, Tensor out_weight_, Tensor out_bias_, std::optional<Tensor> out_packed_,
+              const py::object& out_int8_)
+      : tensors(std::move(tensors_)), packed(std::move(packed_)), has_int8(int8_ != nullptr), heads(heads_),
+        activation(activation_), wide(wide_), eps(eps_), scale(scale_), final_eps(final_eps_),
+        norm_first(norm_first_), embed(std::move(embed_)), table(std::move(table_)),
+        final_weight(final_weight_.value_or(Tensor())), final_bias(final_bias_.value_or(Tensor())),
+        out_weight(std::move(out_weight_)), out_bias(std::move(out_bias_)), out_packed(out_packed_.value_or(Tensor())) {
+    if (int8_ != nullptr) int8 = *int8_;
+    if (!out_int8_.is_none()) out_int8 = py::cast<torch::jit::Object>(out_int8_)._ivalue();
+  }
+  int64_t layers() const { return static_cast<int64_t>(tensors.size()) / kTensorsPerLayer; }
+  int64_t d_model() const { return embed.size(1); }
+};
+
+// The growing self-attention keys and values of one search: (rows, heads, capacity, head_dim) per layer.
+struct SelfCache {
+  std::vector<Tensor> keys, values;
+  SelfCache(const SearchModel& m, int64_t rows, int64_t capacity, const Tensor& like) {
+    const int64_t head_dim = m.d_model() / m.heads;
+    for (int64_t l = 0; l < m.layers(); ++l) {
+      keys.push_back(at::empty({rows, m.heads, capacity, head_dim}, like.options()));
+      values.push_back(at::empty({rows, m.heads, capacity, head_dim}, like.options()));
+    }
+  }
+  // Row i becomes old row index[i] (beam search), for the `length` positions written so far.
+  void reorder(const Tensor& index, int64_t length) {
+    for (auto* buffers : {&keys, &values})
+      for (auto& b : *buffers) {
+        auto moved = at::empty_like(b);
+        auto filled = moved.narrow(2, 0, length);
+        at::index_select_out(filled, b.narrow(2, 0, length), 0, index);
+        b = moved;
+      }
+  }
+};
+
+// Log-probabilities (rows, vocab) in float32 of the token after `token` (rows,) at `position`, as
+// Seq2SeqTransformer.next_token_log_probs computes them: embedding times scale plus the position's row (dropout is
+// off in eval mode), the decoder step, the final norm, the output projection, log-softmax.
+Tensor next_log_probs(const SearchModel& m, const Tensor& token, int64_t position, SelfCache& cache,
+                      const std::vector<Tensor>& cross_keys, const std::vector<Tensor>& cross_values,
+                      const std::optional<Tensor>& memory_mask) {
+  auto x = at::embedding(m.embed, token) * m.scale + m.table.narrow(0, position, 1);  // (rows, d_model)
+  auto h = decoder_step(x, m.tensors, m.packed, cache.keys, cache.values, position, cross_keys, cross_values,
+                        memory_mask, m.heads, m.eps, m.norm_first, m.activation, m.wide,
+                        m.has_int8 ? &m.int8 : nullptr);
+  if (m.final_weight.defined()) h = at::layer_norm(h, {m.d_model()}, m.final_weight, m.final_bias, m.final_eps);
+  auto logits = m.out_int8.isNone() ? product(h, m.out_weight, m.out_bias, m.out_packed, m.wide)
+                                    : int8_product(h, m.out_int8, -1);
+  return at::log_softmax(logits.to(at::kFloat), -1);
+}
+
+// In place on (rows, vocab), as tformer.decoding.search.restrict_to_eos: finished rows may only repeat EOS at
+// log-probability 0; rows at their length limit may only end, with EOS at its own log-probability.
+void restrict_to_eos(Tensor& lp, const Tensor& finished, const Tensor& at_limit, int64_t eos) {
+  auto eos_lp = lp.select(1, eos).clone();
+  lp.masked_fill_((finished | at_limit).unsqueeze(1), -std::numeric_limits<float>::infinity());
+  auto column = lp.select(1, eos);
+  column.copy_(at::where(at_limit, eos_lp, column));
+  column.masked_fill_(finished, 0.0);
+}
+
+}  // namespace
+
+// Greedy search of `limits.size(0)` rows (tformer/decoding/greedy.py without dropping finished rows, which
+// changes no row's result): every row decodes until all have emitted EOS or reached their length limit
+// (`limits`, (rows,) int64; `steps` = max limit + 1). cross_keys/cross_values: per layer (rows, heads, src_len,
+// head_dim); memory_mask: (rows, 1, 1, src_len) bool or None. Returns tokens (rows, steps), EOS after each row's
+// end, and their log-probabilities (rows, steps).
+std::tuple<Tensor, Tensor> greedy_search(const SearchModel& m, const std::vector<Tensor>& cross_keys,
+                                         const std::vector<Tensor>& cross_values,
+                                         const std::optional<Tensor>& memory_mask, const Tensor& limits, int64_t bos,
+                                         int64_t eos, int64_t steps, int64_t capacity) {
+  const int64_t rows = limits.size(0);
+  SelfCache cache(m, rows, capacity, cross_keys.at(0));
+  auto tokens = at::full({rows, steps}, eos, limits.options());
+  auto log_probs = at::zeros({rows, steps}, limits.options().dtype(at::kFloat));
+  auto token = at::full({rows}, bos, limits.options());
+  auto done = at::zeros({rows}, limits.options().dtype(at::kBool));
+  const auto no_row = at::zeros_like(done);
+  const int64_t first_limit = limits.min().item<int64_t>();
+  for (int64_t step = 0; step < steps; ++step) {
+    auto lp = next_log_probs(m, token, step, cache, cross_keys, cross_values, memory_mask);  // (rows, vocab)
+    if (step >= first_limit) restrict_to_eos(lp, no_row, limits.le(step), eos);
+    auto [best_lp, best] = lp.max(-1);  // (rows,)
+    tokens.select(1, step).copy_(best);
+    log_probs.select(1, step).copy_(best_lp);
+    done |= best.eq(eos);
+    if (done.all().item<bool>()) break;
+    token = best;
+  }
+  return {tokens, log_probs};
+}
+
+// Beam search of ONE sentence with `k` hypotheses in rows 0..k-1 (tformer/decoding/beam.py at batch 1: the same
+// tensors, the same operations). cross_keys/cross_values: per layer (k, heads, src_len, head_dim), the sentence's
+// row repeated; limits: (k,). Returns tokens (k, steps + 1) starting with BOS, step log-probabilities (k, steps),
+// lengths (k,) counting EOS, and scores (k,), for beam.py's _collect.
+std::tuple<Tensor, Tensor, Tensor, Tensor> beam_search(const SearchModel& m, const std::vector<Tensor>& cross_keys,
+                                                       const std::vector<Tensor>& cross_values,
+                                                       const std::optional<Tensor>& memory_mask,
+                                                       const Tensor& limits, int64_t bos, int64_t eos, int64_t pad,
+                                                       int64_t steps, int64_t capacity) {
+  const int64_t k = limits.size(0);
+  const auto long_options = limits.options();
+  SelfCache cache(m, k, capacity, cross_keys.at(0));
+  auto tokens = at::full({k, steps + 1}, pad, long_options);
+  tokens.select(1, 0).fill_(bos);
+  auto step_lp = at::zeros({k, steps}, long_options.dtype(at::kFloat));
+  auto lengths = at::zeros({k}, long_options);
+  auto finished = at::zeros({k}, long_options.dtype(at::kBool));
+  auto scores = at::full({1, k}, -std::numeric_limits<float>::infinity(), long_options.dtype(at::kFloat));
+  scores.select(1, 0).fill_(0.0);  // all beams start identical: expand only the first
+  const int64_t first_limit = limits.min().item<int64_t>();
+  bool any_finished = false;
+  for (int64_t t = 0; t < steps; ++t) {
+    auto lp = next_log_probs(m, tokens.select(1, t), t, cache, cross_keys, cross_values, memory_mask);  // (k, vocab)
+    if (t >= first_limit) {
+      restrict_to_eos(lp, finished, limits.le(t) & finished.logical_not(), eos);
+    } else if (any_finished) {
+      restrict_to_eos(lp, finished, at::zeros_like(finished), eos);
+    }
+    const int64_t vocab = lp.size(-1);
+    auto [top_scores, top] = (scores.reshape({-1, 1}) + lp).view({1, k * vocab}).topk(k, 1);  // (1, k)
+    auto beam_index = top.div(vocab, "floor").view({-1});  // (k,) rows of the previous step
+    auto token = top.remainder(vocab).view({-1});
+    auto was_finished = finished.index_select(0, beam_index);
+    tokens = tokens.index_select(0, beam_index);
+    step_lp = step_lp.index_select(0, beam_index);
+    lengths = lengths.index_select(0, beam_index);
+    tokens.select(1, t + 1).copy_(at::where(was_finished, pad, token));
+    auto chosen_lp = lp.index({beam_index, token});
+    step_lp.select(1, t).copy_(at::where(was_finished, 0.0, chosen_lp));
+    lengths += was_finished.logical_not().to(at::kLong);
+    finished = was_finished | token.eq(eos);
+    scores = top_scores;
+    cache.reorder(beam_index, t + 1);
+    if (finished.all().item<bool>()) break;
+    any_finished = finished.any().item<bool>();
+  }
+  return {tokens, step_lp, lengths, scores.view({-1})};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   py::class_<Int8Products>(m, "Int8Products", "The int8 copy's packed products, gathered once per decoding run")
       .def(py::init<const std::vector<py::object>&>());
@@ -164,4 +334,19 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("length"), py::arg("cross_keys"), py::arg("cross_values"), py::arg("memory_mask"), py::arg("heads"),
         py::arg("eps"), py::arg("norm_first"), py::arg("activation"), py::arg("wide"),
         py::arg("int8").none(true));
+  py::class_<SearchModel>(m, "SearchModel", "A translation model's tensors for the search loops, gathered once")
+      .def(py::init<std::vector<Tensor>, std::vector<Tensor>, const Int8Products*, int64_t, double, bool, int64_t,
+                    int64_t, Tensor, double, Tensor, std::optional<Tensor>, std::optional<Tensor>, double, Tensor,
+                    Tensor, std::optional<Tensor>, const py::object&>(),
+           py::arg("tensors"), py::arg("packed"), py::arg("int8").none(true), py::arg("heads"), py::arg("eps"),
+           py::arg("norm_first"), py::arg("activation"), py::arg("wide"), py::arg("embed"), py::arg("scale"),
+           py::arg("table"), py::arg("final_weight").none(true), py::arg("final_bias").none(true),
+           py::arg("final_eps"), py::arg("out_weight"), py::arg("out_bias"), py::arg("out_packed").none(true),
+           py::arg("out_int8").none(true));
+  m.def("greedy_search", &greedy_search, "Greedy search with the loop in C++ (see decoder_step.cpp)", py::arg("model"),
+        py::arg("cross_keys"), py::arg("cross_values"), py::arg("memory_mask"), py::arg("limits"), py::arg("bos"),
+        py::arg("eos"), py::arg("steps"), py::arg("capacity"));
+  m.def("beam_search", &beam_search, "Beam search of one sentence with the loop in C++ (see decoder_step.cpp)",
+        py::arg("model"), py::arg("cross_keys"), py::arg("cross_values"), py::arg("memory_mask"), py::arg("limits"),
+        py::arg("bos"), py::arg("eos"), py::arg("pad"), py::arg("steps"), py::arg("capacity"));
 }
