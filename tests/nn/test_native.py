@@ -239,3 +239,81 @@ def test_a_kept_state_is_reused_across_runs_and_gathered_again_when_the_weights_
     assert native._kept[decoder.layers][1] is not kept
     monkeypatch.setattr(native, "applies", lambda *args: "turned off by the test")
     assert all(torch.equal(a, b) for a, b in zip(fast, run_steps(decoder, memory, None, steps=3)))
+
+
+def test_the_cpp_encoder_offsets_mirror_the_python_tensor_order():
+    """decoder_step.cpp's EncoderTensor names are native.ENCODER_LAYER_TENSORS (kEncSelfQkvWeight = self_qkv_weight)."""
+    source = native.SOURCE.read_text()
+    body = re.search(r"enum EncoderTensor : int64_t \{(.*?)\};", source, re.DOTALL)
+    assert body is not None
+    names = re.findall(r"\b(k[A-Z]\w*)", re.sub(r"//[^\n]*", "", body.group(1)))
+    assert names[-1] == "kEncoderTensorsPerLayer"
+    expected = ["kEnc" + "".join(part.capitalize() for part in name.split("_"))
+                for name in native.ENCODER_LAYER_TENSORS]
+    assert names[:-1] == expected
+    assert len(native.sublayers(make_encoder(False, "relu").layers[0])) * 6 == len(native.ENCODER_LAYER_TENSORS)
+
+
+def make_encoder(norm_first: bool, activation: str, d_ff: int = 64, d: int = 32, heads: int = 4):
+    from tformer.nn.layers import EncoderLayer
+    from tformer.nn.stacks import Encoder
+
+    torch.manual_seed(0)
+    stack = [EncoderLayer(d, heads, d_ff, dropout=0.1, activation=activation, norm_first=norm_first) for _ in range(2)]
+    encoder = Encoder(stack, torch.nn.LayerNorm(d) if norm_first else None).eval()
+    for module in encoder.modules():  # LayerNorms start at 1 and 0: make them matter
+        if isinstance(module, torch.nn.LayerNorm):
+            torch.nn.init.normal_(module.weight, 1.0, 0.2)
+            torch.nn.init.normal_(module.bias, 0.0, 0.2)
+    return encoder
+
+
+@needs_native
+@pytest.mark.parametrize("precision", ["float32", "bfloat16", "int8"])
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("activation", ["relu", "gelu", "gelu_tanh"])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (3, 6)])  # (batch, src_len), nothing padded
+@pytest.mark.parametrize("d_ff", [64, 256])  # 256: eight times d_model, a "wide" layer
+def test_the_native_encoder_equals_the_python_modules_exactly(monkeypatch, precision, norm_first, activation, shape,
+                                                              d_ff):
+    from tformer.devices import cpu_has_bf16
+
+    if precision == "bfloat16" and not cpu_has_bf16():
+        pytest.skip("this CPU has no bfloat16 arithmetic")
+    from tformer.nn.quantized import quantize_linear_layers
+
+    encoder = make_encoder(norm_first, activation, d_ff)
+    if precision == "bfloat16":
+        encoder = encoder.to(torch.bfloat16)
+    elif precision == "int8":
+        encoder = quantize_linear_layers(encoder)
+    dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+    torch.manual_seed(3)
+    x = torch.randn(*shape, 32).to(dtype)
+    calls = []
+    run = native.encoder_layers
+    monkeypatch.setattr(native, "encoder_layers", lambda *args: calls.append(1) or run(*args))
+    with torch.inference_mode():
+        fast, _ = encoder(x, torch.ones(shape, dtype=torch.bool))  # an all-True mask counts as no padding
+        assert calls == [1]
+        monkeypatch.setattr(native, "encoder_state", lambda *args: "turned off by the test")
+        reference, _ = encoder(x, None)
+    assert fast.dtype == dtype
+    assert torch.equal(fast, reference), f"max difference {(fast - reference).abs().max().item()}"
+
+
+@needs_native
+def test_the_native_encoder_says_why_it_does_not_apply():
+    encoder = make_encoder(False, "relu")
+    x = torch.randn(2, 5, 32)
+    with torch.inference_mode():
+        assert native.encoder_applies(encoder.layers, x, None, False) == ""
+        assert native.encoder_applies(encoder.layers, x, torch.tensor([[True] * 5, [True] * 3 + [False] * 2]),
+                                      False) == "padded sources (the C++ encoder takes unpadded batches)"
+        assert native.encoder_applies(encoder.layers, x, None, True) == "attention weights requested"
+        encoder.train()
+        assert native.encoder_applies(encoder.layers, x, None, False) == "training is enabled"
+    encoder.eval()
+    assert native.encoder_applies(encoder.layers, x, None, False) == "gradients are enabled"
+    with torch.inference_mode():
+        assert native.encoder_applies(encoder.layers, x.double(), None, False).startswith("input is torch.float64")

@@ -53,12 +53,12 @@ def prepare(model: object, src: Tensor) -> object | str:
         return f"the source is on {src.device.type}"
     mask = without_trivial_mask(src.ne(model.config.pad_id))
     step = torch.zeros(1, 1, model.config.d_model, dtype=model.tgt_embed.weight.dtype)  # what each step takes
-    why = native.layers_apply(model.decoder.layers, step, mask)
-    if why:
-        return why
+    state = native.layers_state(model.decoder.layers, step, mask)
+    if isinstance(state, str):
+        return state
     if not hasattr(native.native_ops(), "greedy_search"):
         return "the native extension has no search loops (an older build)"
-    return _search_model(model)
+    return _search_model(model, state)
 
 
 def greedy(model: Seq2SeqTransformer, prepared: object, src: Tensor, max_len_a: float, max_len_b: int
@@ -111,11 +111,9 @@ def _output_parts(model: Seq2SeqTransformer) -> tuple | None:
 _kept: weakref.WeakKeyDictionary[Seq2SeqTransformer, tuple[tuple, object]] = weakref.WeakKeyDictionary()
 
 
-def _search_model(model: Seq2SeqTransformer) -> object:
-    """The C++ ``SearchModel`` of ``model``: its decoder layers' tensors (``native``'s run state) and the parts
-    around them."""
-    state = native._kept_state(model.decoder.layers)
-    assert not isinstance(state, str), state
+def _search_model(model: Seq2SeqTransformer, state: native._State) -> object:
+    """The C++ ``SearchModel`` of ``model``: its decoder layers' tensors (``state``, from ``native.layers_state``)
+    and the parts around them."""
     parts = _output_parts(model)
     assert parts is not None
     weight, bias, packed, int8 = parts

@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from tformer.nn.attention import fused_kernel_zeroes_masked_rows
 from tformer.nn.cache import KVCache
 from tformer.nn.fast import fast_paths_enabled
-from tformer.nn.layers import AddNorm, DecoderLayer
+from tformer.nn.layers import AddNorm, DecoderLayer, EncoderLayer
 from tformer.nn.linear import WIDE_OUTPUT, Linear
 from tformer.nn.quantized import Int8Linear
 
@@ -58,6 +58,12 @@ LAYER_TENSORS = (
     "self_qkv_weight", "self_qkv_bias", "self_out_weight", "self_out_bias", "self_norm_weight", "self_norm_bias",
     "cross_query_weight", "cross_query_bias", "cross_out_weight", "cross_out_bias", "cross_norm_weight",
     "cross_norm_bias",
+    "ffn_in_weight", "ffn_in_bias", "ffn_out_weight", "ffn_out_bias", "ffn_norm_weight", "ffn_norm_bias",
+)
+
+# One encoder layer's tensors (decoder_step.cpp's `EncoderTensor`): self-attention, then feed-forward, as above.
+ENCODER_LAYER_TENSORS = (
+    "self_qkv_weight", "self_qkv_bias", "self_out_weight", "self_out_bias", "self_norm_weight", "self_norm_bias",
     "ffn_in_weight", "ffn_in_bias", "ffn_out_weight", "ffn_out_bias", "ffn_norm_weight", "ffn_norm_bias",
 )
 
@@ -143,25 +149,27 @@ def applies(
         return "fast paths disabled"
     if cache is None:
         return "no cache"
-    why = _step_applies(layers, x, memory_mask, need_weights, lambda: _run_state(layers, cache))
-    if why:
-        return why
+    state = _step_state(layers, x, memory_mask, need_weights, lambda: _run_state(layers, cache))
+    if isinstance(state, str):
+        return state
     if not cache.cross_attn or not cache.cross_attn[0].ready:
         return EMPTY_CACHE
     return ""
 
 
-def layers_apply(layers: Sequence[nn.Module], x: Tensor, memory_mask: Tensor | None = None) -> str:
+def layers_state(layers: Sequence[nn.Module], x: Tensor, memory_mask: Tensor | None = None) -> _State | str:
     """``applies`` for code that keeps its own caches (the C++ search loops, ``tformer.decoding.native_search``):
-    why the step cannot take ``layers`` and inputs like ``x`` (rows, 1, d_model), or ""."""
+    the layers' gathered tensors when the step can take ``layers`` and inputs like ``x`` (rows, 1, d_model), else
+    the reason it cannot."""
     if not fast_paths_enabled():
         return "fast paths disabled"
-    return _step_applies(layers, x, memory_mask, False, lambda: _kept_state(layers))
+    return _step_state(layers, x, memory_mask, False, lambda: _kept_state(layers))
 
 
-def _step_applies(layers: Sequence[nn.Module], x: Tensor, memory_mask: Tensor | None, need_weights: bool,
-                  state_of: Callable[[], _State | str]) -> str:
-    """The checks ``applies`` and ``layers_apply`` share; ``state_of`` gives the layers' ``_State`` (or a reason)."""
+def _step_state(layers: Sequence[nn.Module], x: Tensor, memory_mask: Tensor | None, need_weights: bool,
+                state_of: Callable[[], _State | str]) -> _State | str:
+    """The checks ``applies``, ``layers_state`` and ``encoder_state`` share: the ``_State`` from ``state_of`` when
+    they pass, else the first reason against."""
     if need_weights:
         return "attention weights requested"
     if x.size(1) != 1:
@@ -183,7 +191,7 @@ def _step_applies(layers: Sequence[nn.Module], x: Tensor, memory_mask: Tensor | 
         return state
     if state.dtype != x.dtype:
         return f"input is {x.dtype}, the layers' weights are {state.dtype}"
-    return ""
+    return state
 
 
 EMPTY_CACHE = "empty cache (fill_caches fills it first)"  # the one reason the stack acts on: see fill_caches
@@ -218,10 +226,42 @@ def decoder_step(layers: Sequence[nn.Module], x: Tensor, memory_mask: Tensor | N
     return out[:, None]
 
 
-class _State:
-    """The tensors the C++ step reads, gathered once per decoding run (one ``KVCache``)."""
+def encoder_state(layers: Sequence[nn.Module], x: Tensor, src_mask: Tensor | None, need_weights: bool
+                  ) -> _State | str:
+    """What the C++ encoder needs to compute this encoder-stack call exactly as the Python modules would (the
+    layers' gathered tensors), or why it cannot. ``x`` (batch, src_len, d_model); ``src_mask`` after
+    ``without_trivial_mask`` (the C++ encoder takes no padding)."""
+    if not fast_paths_enabled():
+        return "fast paths disabled"
+    if src_mask is not None:
+        return "padded sources (the C++ encoder takes unpadded batches)"
+    if x.dim() != 3 or x.size(1) == 0:
+        return "an empty or malformed input"
+    return _step_state(layers, x[:, :1], None, need_weights, lambda: _kept_state(layers))
 
-    def __init__(self, layers: list[DecoderLayer]) -> None:
+
+def encoder_applies(layers: Sequence[nn.Module], x: Tensor, src_mask: Tensor | None, need_weights: bool) -> str:
+    """``encoder_state``'s reason, or "" when the C++ encoder applies."""
+    state = encoder_state(layers, x, src_mask, need_weights)
+    return state if isinstance(state, str) else ""
+
+
+def encoder_layers(state: _State, x: Tensor) -> Tensor:
+    """x (batch, src_len, d_model) -> (batch, src_len, d_model): every layer of an encoder stack, before its final
+    norm, in C++; ``state`` from ``encoder_state``."""
+    ops = native_ops()
+    assert ops is not None
+    return ops.encoder_layers(  # type: ignore[attr-defined]
+        x, state.tensors, state.packed, state.heads, state.eps, state.norm_first, state.activation, WIDE_OUTPUT,
+        state.int8,
+    )
+
+
+class _State:
+    """The tensors the C++ step (decoder layers) or encoder (encoder layers) reads, gathered once per decoding run
+    (one ``KVCache``) or encoder weights."""
+
+    def __init__(self, layers: list[DecoderLayer] | list[EncoderLayer]) -> None:
         first = layers[0]
         self.heads = first.self_attn.num_heads
         self.eps = first.self_attn_norm.norm.eps
@@ -248,7 +288,8 @@ class _State:
                 self.tensors += [add_norm.norm.weight.detach(), add_norm.norm.bias.detach()]
                 packed += [None, None]
                 int8 += [None, None]
-        assert len(self.tensors) == len(layers) * len(LAYER_TENSORS)
+        per_layer = ENCODER_LAYER_TENSORS if isinstance(first, EncoderLayer) else LAYER_TENSORS
+        assert len(self.tensors) == len(layers) * len(per_layer)
         # Without a copy for every float product none is passed, and the C++ step multiplies several rows by the
         # plain product, as tformer.nn.linear does without one.
         missing = any(copy is None for copy in copies)
@@ -314,11 +355,12 @@ def _state(layers: Sequence[nn.Module]) -> _State | str:
     layers = list(layers)
     if not layers:
         return "no layers"
-    if not all(isinstance(layer, DecoderLayer) for layer in layers):
-        return "a layer is not a tformer.nn DecoderLayer"
-    decoder_layers: list[DecoderLayer] = layers  # type: ignore[assignment]
-    first = decoder_layers[0]
-    parts = [part for layer in decoder_layers for part in sublayers(layer)]
+    encoder = all(type(layer) is EncoderLayer for layer in layers)
+    if not encoder and not all(isinstance(layer, DecoderLayer) for layer in layers):
+        return "a layer is not a tformer.nn DecoderLayer" if not isinstance(layers[0], EncoderLayer) \
+            else "a layer is not a tformer.nn EncoderLayer"
+    first = layers[0]
+    parts = [part for layer in layers for part in sublayers(layer)]
     for linear, rows in (product for products, _ in parts for product in products):
         if isinstance(linear, Int8Linear):
             if int8_block(linear, rows) is None:
@@ -333,22 +375,29 @@ def _state(layers: Sequence[nn.Module]) -> _State | str:
     if not all(n.norm.eps == first.self_attn_norm.norm.eps and n.norm_first == first.self_attn_norm.norm_first
                for _, n in parts):
         return "the layers' norms differ (eps or placement)"
+    attentions = [(layer, attention) for layer in layers
+                  for attention in ((layer.self_attn,) if encoder else (layer.self_attn, layer.cross_attn))]
     if not all(attention.num_heads == first.self_attn.num_heads and layer.ffn.activation == first.ffn.activation
-               for layer in decoder_layers for attention in (layer.self_attn, layer.cross_attn)):
+               for layer, attention in attentions):
         return "the layers differ in heads or activation"
     if any(getattr(attention, "num_kv_heads", attention.num_heads) != attention.num_heads
-           for layer in decoder_layers for attention in (layer.self_attn, layer.cross_attn)):
+           for _, attention in attentions):
         return "grouped-query attention (the step takes as many key/value heads as query heads)"
     if first.ffn.activation not in ACTIVATION_CODES:
         return f"activation {first.ffn.activation!r} is not one the C++ step knows"
-    return _State(decoder_layers)
+    return _State(layers)  # type: ignore[arg-type]
 
 
-def sublayers(layer: DecoderLayer) -> list[tuple[list[tuple[Linear, slice | None]], AddNorm]]:
-    """The layer's three sub-layers in ``LAYER_TENSORS``' order, each as its two products (a linear layer and the
-    output rows used: cross-attention multiplies by the query rows of its fused projection only) and its
-    Add & Norm."""
+def sublayers(layer: DecoderLayer | EncoderLayer) -> list[tuple[list[tuple[Linear, slice | None]], AddNorm]]:
+    """The layer's sub-layers in ``LAYER_TENSORS``' order (an encoder layer's two: ``ENCODER_LAYER_TENSORS``),
+    each as its two products (a linear layer and the output rows used: cross-attention multiplies by the query rows
+    of its fused projection only) and its Add & Norm."""
     d = layer.self_attn.d_model
+    if isinstance(layer, EncoderLayer):
+        return [
+            ([(layer.self_attn.in_proj, None), (layer.self_attn.out_proj, None)], layer.self_attn_norm),
+            ([(layer.ffn.linear1, None), (layer.ffn.linear2, None)], layer.ffn_norm),
+        ]
     return [
         ([(layer.self_attn.in_proj, None), (layer.self_attn.out_proj, None)], layer.self_attn_norm),
         ([(layer.cross_attn.in_proj, slice(0, d)), (layer.cross_attn.out_proj, None)], layer.cross_attn_norm),

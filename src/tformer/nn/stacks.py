@@ -1,7 +1,8 @@
 """Stacks of N encoder or decoder layers (with a final LayerNorm when the layers are pre-norm).
 
 The decoder stack also owns the dispatch to the native (C++) decoding step: a cached one-position step goes there
-when ``tformer.nn.native.applies`` gives no reason not to, with the same result.
+when ``tformer.nn.native.applies`` gives no reason not to, with the same result. The encoder stack likewise hands
+an unpadded batch to the C++ encoder when ``tformer.nn.native.encoder_state`` allows it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class Encoder(nn.Module):
         """
         weights = []
         src_mask = without_trivial_mask(src_mask)
+        state = native.encoder_state(self.layers, x, src_mask, need_weights)
+        if not isinstance(state, str):  # the same result, computed in C++ (tformer.nn.native)
+            return self.final_norm(native.encoder_layers(state, x)), weights
         for layer in self.layers:
             out = layer(x, src_mask, need_weights)
             x = out.hidden

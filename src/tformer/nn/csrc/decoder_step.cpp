@@ -111,6 +111,52 @@ Tensor add_norm(const Tensor& x, const Tensor& norm_w, const Tensor& norm_b, dou
 
 }  // namespace
 
+// Offsets of one ENCODER layer's tensors: native.py's ENCODER_LAYER_TENSORS, in the same order (self-attention,
+// then feed-forward, each: two products' weight and bias, then its Add & Norm).
+enum EncoderTensor : int64_t {
+  kEncSelfQkvWeight, kEncSelfQkvBias,    // self-attention's fused Q/K/V projection (3 d_model, d_model)
+  kEncSelfOutWeight, kEncSelfOutBias,    // its output projection
+  kEncSelfNormWeight, kEncSelfNormBias,
+  kEncFfnInWeight, kEncFfnInBias,
+  kEncFfnOutWeight, kEncFfnOutBias,
+  kEncFfnNormWeight, kEncFfnNormBias,
+  kEncoderTensorsPerLayer
+};
+
+// x: (batch, src_len, d_model), the embedded source with nothing padded. Every encoder layer, as
+// tformer.nn.layers.EncoderLayer computes it without a padding mask (products on the (batch * src_len, d_model)
+// rows, as tformer.nn.linear runs them; PyTorch's fused attention). Returns (batch, src_len, d_model), before any
+// final LayerNorm. tensors/packed/int8 as decoder_step's, in EncoderTensor's layout.
+Tensor encoder_layers(Tensor x, const std::vector<Tensor>& tensors, const std::vector<Tensor>& packed, int64_t heads,
+                      double eps, bool norm_first, int64_t activation, int64_t wide, const Int8Products* int8) {
+  const int64_t batch = x.size(0), length = x.size(1), d = x.size(2), head_dim = d / heads;
+  const int64_t layers = static_cast<int64_t>(tensors.size()) / kEncoderTensorsPerLayer;
+  TORCH_CHECK(static_cast<int64_t>(tensors.size()) == layers * kEncoderTensorsPerLayer,
+              "encoder_layers: the tensors are not a whole number of layers");
+  const Tensor none;
+  auto h = x.reshape({batch * length, d});
+  for (int64_t l = 0; l < layers; ++l) {
+    const Tensor* t = &tensors[l * kEncoderTensorsPerLayer];
+    const Tensor* p = packed.empty() ? nullptr : &packed[l * kEncoderTensorsPerLayer];
+    auto pk = [&](int64_t i) -> const Tensor& { return p == nullptr ? none : p[i]; };
+    auto prod = [&](const Tensor& in, int64_t i, int64_t act = -1) {
+      if (int8 != nullptr && !int8->params[l * kEncoderTensorsPerLayer + i].isNone())
+        return int8_product(in, int8->params[l * kEncoderTensorsPerLayer + i], act);
+      return product(in, t[i], t[i + 1], pk(i), wide, act);
+    };
+    h = add_norm(h, t[kEncSelfNormWeight], t[kEncSelfNormBias], eps, norm_first, [&](const Tensor& in) {
+      auto qkv = prod(in, kEncSelfQkvWeight).view({batch, length, 3 * heads, head_dim}).transpose(1, 2);
+      auto attended = at::scaled_dot_product_attention(qkv.narrow(1, 0, heads), qkv.narrow(1, heads, heads),
+                                                       qkv.narrow(1, 2 * heads, heads));
+      return prod(attended.transpose(1, 2).reshape({batch * length, d}), kEncSelfOutWeight);
+    });
+    h = add_norm(h, t[kEncFfnNormWeight], t[kEncFfnNormBias], eps, norm_first, [&](const Tensor& in) {
+      return prod(prod(in, kEncFfnInWeight, activation), kEncFfnOutWeight);
+    });
+  }
+  return h.view({batch, length, d});
+}
+
 // x: (batch, d_model), the new position's embedding. tensors: kTensorsPerLayer per layer, at the offsets of
 // LayerTensor; packed: the same layout with oneDNN copies of the weights (undefined tensors elsewhere), or empty.
 // self_keys/self_values: (batch, heads, capacity, head_dim) buffers holding `length` positions; the new one is
@@ -334,6 +380,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("length"), py::arg("cross_keys"), py::arg("cross_values"), py::arg("memory_mask"), py::arg("heads"),
         py::arg("eps"), py::arg("norm_first"), py::arg("activation"), py::arg("wide"),
         py::arg("int8").none(true));
+  m.def("encoder_layers", &encoder_layers, "Every encoder layer over an unpadded batch (see decoder_step.cpp)",
+        py::arg("x"), py::arg("tensors"), py::arg("packed"), py::arg("heads"), py::arg("eps"), py::arg("norm_first"),
+        py::arg("activation"), py::arg("wide"), py::arg("int8").none(true));
   py::class_<SearchModel>(m, "SearchModel", "A translation model's tensors for the search loops, gathered once")
       .def(py::init<std::vector<Tensor>, std::vector<Tensor>, const Int8Products*, int64_t, double, bool, int64_t,
                     int64_t, Tensor, double, Tensor, std::optional<Tensor>, std::optional<Tensor>, double, Tensor,
