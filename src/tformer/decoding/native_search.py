@@ -76,8 +76,8 @@ def greedy(model: Seq2SeqTransformer, prepared: object, src: Tensor, max_len_a: 
 def beam(model: Seq2SeqTransformer, prepared: object, src: Tensor, k: int, max_len_a: float, max_len_b: int
          ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``beam_search``'s loop for one sentence ``src`` (1, src_len) with ``k`` hypotheses, given ``prepare``'s
-    result: tokens (k, steps + 1)
-    from BOS, step log-probabilities (k, steps), lengths (k,) counting EOS and scores (k,)."""
+    result: tokens (k, steps + 1) from BOS, step log-probabilities (k, steps), lengths (k,) counting EOS and
+    scores (k,)."""
     cfg = model.config
     limits = output_limits(src, cfg.pad_id, cfg.max_len, max_len_a, max_len_b).repeat_interleave(k)  # (k,)
     steps = int(limits.max()) + 1
@@ -107,8 +107,10 @@ def _output_parts(model: Seq2SeqTransformer) -> tuple | None:
     return None
 
 
-# Per model: the weights' fingerprint and the SearchModel gathered from them (reused while they are unchanged).
-_kept: weakref.WeakKeyDictionary[Seq2SeqTransformer, tuple[tuple, object]] = weakref.WeakKeyDictionary()
+# Per model: the decoder layers' state and the fingerprint of the other weights the SearchModel was gathered from,
+# and the SearchModel (reused while both are unchanged).
+_kept: weakref.WeakKeyDictionary[Seq2SeqTransformer, tuple[native._State, tuple, object]] = \
+    weakref.WeakKeyDictionary()
 
 
 def _search_model(model: Seq2SeqTransformer, state: native._State) -> object:
@@ -121,11 +123,11 @@ def _search_model(model: Seq2SeqTransformer, state: native._State) -> object:
     ends = [model.tgt_embed.weight, model.positions.table, weight, bias]
     if isinstance(norm, nn.LayerNorm):
         ends += [norm.weight, norm.bias]
-    key = (id(state), packed is not None and id(packed), id(int8),
+    key = (packed is not None and id(packed), id(int8),  # both stay alive while the SearchModel holds them
            *((t.data_ptr(), t._version) if not t.is_inference() else (None, id(t)) for t in ends))
     kept = _kept.get(model)
-    if kept is not None and kept[0] == key and None not in key:
-        return kept[1]
+    if kept is not None and kept[0] is state and kept[1] == key and None not in key:
+        return kept[2]
     ops = native.native_ops()
     assert ops is not None
     layer_norm = isinstance(norm, nn.LayerNorm)
@@ -136,5 +138,5 @@ def _search_model(model: Seq2SeqTransformer, state: native._State) -> object:
         norm.bias.detach() if layer_norm else None, float(norm.eps) if layer_norm else 0.0, weight.detach(),
         bias.detach(), packed, int8,
     )
-    _kept[model] = (key, search_model)
+    _kept[model] = (state, key, search_model)
     return search_model
