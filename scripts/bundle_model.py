@@ -100,9 +100,11 @@ def main() -> None:
 
 
 def training_time(run: Path) -> dict:
-    """Updates and counted training minutes of a run, from the last line of its metrics.jsonl."""
+    """Updates and counted training minutes of a run, from the last line of its metrics.jsonl that has both (the
+    checkpoint average's line at the very end has neither)."""
     lines = (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").is_file() else []
-    last = json.loads(lines[-1]) if lines else {}
+    timed = [row for row in map(json.loads, lines) if "step" in row and "seconds" in row]
+    last = timed[-1] if timed else {}
     return {"updates": last.get("step"), "training_minutes": round(last.get("seconds", 0) / 60, 1)}
 
 

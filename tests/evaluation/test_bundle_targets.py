@@ -1,6 +1,7 @@
 """scripts/bundle_model.py sets each of the issue's figures beside its target and writes the table into the card."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 SPEC = importlib.util.spec_from_file_location("bundle_model", Path("scripts/bundle_model.py"))
@@ -33,3 +34,11 @@ def test_the_card_table_is_replaced_between_the_markers_only(tmp_path):
     bundle_model.write_card_targets(card, bundle_model.targets(results(40.0, 0.95)))
     assert "| Tatoeba test BLEU, beam 4 | 40.0 | 42.0 | **no** |" in card.read_text()
     assert card.read_text().count("targets:start") == 1
+
+
+def test_a_stage_records_its_updates_and_minutes_from_the_last_timed_line(tmp_path):
+    rows = [{"kind": "train", "step": 6600, "seconds": 7461.4}, {"kind": "eval", "step": 6639, "seconds": 7500.6},
+            {"kind": "average", "checkpoints": ["a", "b"], "val_bleu": 40.7}]  # the trainer's last line has neither
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert bundle_model.training_time(tmp_path) == {"updates": 6639, "training_minutes": 125.0}
+    assert bundle_model.training_time(tmp_path / "missing") == {"updates": None, "training_minutes": 0.0}
