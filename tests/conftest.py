@@ -17,6 +17,16 @@ def _seed():
     torch.manual_seed(0)
 
 
+def spread_layer_norms(module: torch.nn.Module) -> torch.nn.Module:
+    """LayerNorms start at weight 1 and bias 0, which would hide a norm applied in the wrong place: draw them
+    around those values instead (in place; returns ``module``)."""
+    for m in module.modules():
+        if isinstance(m, torch.nn.LayerNorm):
+            torch.nn.init.normal_(m.weight, 1.0, 0.2)
+            torch.nn.init.normal_(m.bias, 0.0, 0.2)
+    return module
+
+
 def tiny_config(**overrides) -> TransformerConfig:
     """Odd sizes, so a swapped axis fails loudly."""
     fields = dict(

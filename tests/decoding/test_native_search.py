@@ -9,7 +9,7 @@ from tformer.decoding.greedy import greedy_search
 from tformer.models.seq2seq import Seq2SeqTransformer, with_precision
 from tformer.nn import native
 
-from tests.conftest import tiny_config
+from tests.conftest import spread_layer_norms, tiny_config
 
 needs_native = pytest.mark.skipif(native.native_ops() is None, reason="native decoding step not built here")
 
@@ -20,10 +20,7 @@ def random_model(seed: int, eos_bias: float, **overrides) -> Seq2SeqTransformer:
     model = Seq2SeqTransformer(tiny_config(**overrides)).eval()
     with torch.no_grad():
         model.output.bias[model.config.eos_id] = eos_bias
-        for module in model.modules():  # LayerNorms start at 1 and 0: make them matter
-            if isinstance(module, torch.nn.LayerNorm):
-                torch.nn.init.normal_(module.weight, 1.0, 0.2)
-                torch.nn.init.normal_(module.bias, 0.0, 0.2)
+        spread_layer_norms(model)  # LayerNorms start at 1 and 0: make them matter
     return model
 
 

@@ -12,6 +12,8 @@ from tformer.nn.cache import KVCache
 from tformer.nn.layers import DecoderLayer
 from tformer.nn.stacks import Decoder
 
+from tests.conftest import spread_layer_norms
+
 REQUIRED = os.environ.get("TFORMER_REQUIRE_NATIVE") == "1"  # .ci/run: the build must work there
 
 
@@ -32,10 +34,7 @@ def make_decoder(norm_first: bool, activation: str, d_ff: int = 64, d: int = 32,
     stack = [DecoderLayer(d, heads, d_ff, dropout=0.1, activation=activation, norm_first=norm_first)
              for _ in range(layers)]
     decoder = Decoder(stack, torch.nn.LayerNorm(d) if norm_first else None).eval()
-    for module in decoder.modules():  # LayerNorms start at 1 and 0: make them matter
-        if isinstance(module, torch.nn.LayerNorm):
-            torch.nn.init.normal_(module.weight, 1.0, 0.2)
-            torch.nn.init.normal_(module.bias, 0.0, 0.2)
+    spread_layer_norms(decoder)  # LayerNorms start at 1 and 0: make them matter
     return decoder
 
 
@@ -192,16 +191,20 @@ def test_greedy_and_beam_search_give_the_same_hypotheses_with_and_without_it(mon
     assert fast == search()
 
 
-def test_the_cpp_offsets_mirror_the_python_tensor_order():
-    """decoder_step.cpp's LayerTensor names, in order, are native.LAYER_TENSORS (kSelfQkvWeight = self_qkv_weight)."""
+@pytest.mark.parametrize("enum, prefix, names, layer", [
+    ("LayerTensor", "k", native.LAYER_TENSORS, lambda: make_decoder(False, "relu").layers[0]),
+    ("EncoderTensor", "kEnc", native.ENCODER_LAYER_TENSORS, lambda: make_encoder(False, "relu").layers[0]),
+])
+def test_the_cpp_offsets_mirror_the_python_tensor_order(enum, prefix, names, layer):
+    """decoder_step.cpp's LayerTensor names, in order, are native.LAYER_TENSORS (kSelfQkvWeight = self_qkv_weight);
+    its EncoderTensor names are ENCODER_LAYER_TENSORS (kEncSelfQkvWeight = self_qkv_weight)."""
     source = native.SOURCE.read_text()
-    body = re.search(r"enum LayerTensor : int64_t \{(.*?)\};", source, re.DOTALL)
+    body = re.search(rf"enum {enum} : int64_t \{{(.*?)\}};", source, re.DOTALL)
     assert body is not None
-    names = re.findall(r"\b(k[A-Z]\w*)", re.sub(r"//[^\n]*", "", body.group(1)))
-    assert names[-1] == "kTensorsPerLayer"
-    expected = ["k" + "".join(part.capitalize() for part in name.split("_")) for name in native.LAYER_TENSORS]
-    assert names[:-1] == expected
-    assert len(native.sublayers(make_decoder(False, "relu").layers[0])) * 6 == len(native.LAYER_TENSORS)
+    found = re.findall(r"\b(k[A-Z]\w*)", re.sub(r"//[^\n]*", "", body.group(1)))
+    assert found[-1].endswith("TensorsPerLayer")
+    assert found[:-1] == [prefix + "".join(part.capitalize() for part in name.split("_")) for name in names]
+    assert len(native.sublayers(layer())) * 6 == len(names)
 
 
 def test_the_run_state_lives_in_native_and_goes_with_its_cache():
@@ -241,19 +244,6 @@ def test_a_kept_state_is_reused_across_runs_and_gathered_again_when_the_weights_
     assert all(torch.equal(a, b) for a, b in zip(fast, run_steps(decoder, memory, None, steps=3)))
 
 
-def test_the_cpp_encoder_offsets_mirror_the_python_tensor_order():
-    """decoder_step.cpp's EncoderTensor names are native.ENCODER_LAYER_TENSORS (kEncSelfQkvWeight = self_qkv_weight)."""
-    source = native.SOURCE.read_text()
-    body = re.search(r"enum EncoderTensor : int64_t \{(.*?)\};", source, re.DOTALL)
-    assert body is not None
-    names = re.findall(r"\b(k[A-Z]\w*)", re.sub(r"//[^\n]*", "", body.group(1)))
-    assert names[-1] == "kEncoderTensorsPerLayer"
-    expected = ["kEnc" + "".join(part.capitalize() for part in name.split("_"))
-                for name in native.ENCODER_LAYER_TENSORS]
-    assert names[:-1] == expected
-    assert len(native.sublayers(make_encoder(False, "relu").layers[0])) * 6 == len(native.ENCODER_LAYER_TENSORS)
-
-
 def make_encoder(norm_first: bool, activation: str, d_ff: int = 64, d: int = 32, heads: int = 4):
     from tformer.nn.layers import EncoderLayer
     from tformer.nn.stacks import Encoder
@@ -261,10 +251,7 @@ def make_encoder(norm_first: bool, activation: str, d_ff: int = 64, d: int = 32,
     torch.manual_seed(0)
     stack = [EncoderLayer(d, heads, d_ff, dropout=0.1, activation=activation, norm_first=norm_first) for _ in range(2)]
     encoder = Encoder(stack, torch.nn.LayerNorm(d) if norm_first else None).eval()
-    for module in encoder.modules():  # LayerNorms start at 1 and 0: make them matter
-        if isinstance(module, torch.nn.LayerNorm):
-            torch.nn.init.normal_(module.weight, 1.0, 0.2)
-            torch.nn.init.normal_(module.bias, 0.0, 0.2)
+    spread_layer_norms(encoder)  # LayerNorms start at 1 and 0: make them matter
     return encoder
 
 

@@ -6,6 +6,8 @@ import torch
 
 from tformer.nn import Decoder, DecoderLayer, Encoder, EncoderLayer, KVCache, fast_paths
 
+from tests.conftest import spread_layer_norms
+
 D, HEADS, D_FF = 24, 3, 40
 
 
@@ -19,10 +21,7 @@ def _decoder(norm_first: bool, layers: int = 3) -> Decoder:
     torch.manual_seed(1)
     stack = [DecoderLayer(D, HEADS, D_FF, dropout=0.1, norm_first=norm_first) for _ in range(layers)]
     decoder = Decoder(stack, torch.nn.LayerNorm(D) if norm_first else None).eval()
-    for module in decoder.modules():  # LayerNorms start at 1 and 0: make them matter
-        if isinstance(module, torch.nn.LayerNorm):
-            torch.nn.init.normal_(module.weight, 1.0, 0.2)
-            torch.nn.init.normal_(module.bias, 0.0, 0.2)
+    spread_layer_norms(decoder)  # LayerNorms start at 1 and 0: make them matter
     return decoder
 
 

@@ -109,6 +109,26 @@ Tensor add_norm(const Tensor& x, const Tensor& norm_w, const Tensor& norm_b, dou
   return at::layer_norm(x + sublayer(x), {d}, norm_w, norm_b, eps);
 }
 
+// The products of layer `l` of a stack whose layers have `per_layer` tensors each (decoder_step's or
+// encoder_layers' layout): (*this)(x, i, act) multiplies by the weight at offset i, by int8 or float weights, as
+// the layer computes it.
+struct LayerProducts {
+  const Tensor* t;
+  const Tensor* p;  // oneDNN copies at the same offsets, or nullptr
+  const Int8Products* int8;
+  int64_t first, wide;  // offset of the layer's first tensor; tformer.nn.linear.WIDE_OUTPUT
+  const Tensor none;
+  LayerProducts(const std::vector<Tensor>& tensors, const std::vector<Tensor>& packed, const Int8Products* int8_,
+                int64_t per_layer, int64_t l, int64_t wide_)
+      : t(&tensors[l * per_layer]), p(packed.empty() ? nullptr : &packed[l * per_layer]), int8(int8_),
+        first(l * per_layer), wide(wide_) {}
+  const Tensor& operator[](int64_t i) const { return t[i]; }
+  Tensor operator()(const Tensor& x, int64_t i, int64_t activation = -1) const {
+    if (int8 != nullptr && !int8->params[first + i].isNone()) return int8_product(x, int8->params[first + i], activation);
+    return product(x, t[i], t[i + 1], p == nullptr ? none : p[i], wide, activation);
+  }
+};
+
 }  // namespace
 
 // Offsets of one ENCODER layer's tensors: native.py's ENCODER_LAYER_TENSORS, in the same order (self-attention,
@@ -133,17 +153,10 @@ Tensor encoder_layers(Tensor x, const std::vector<Tensor>& tensors, const std::v
   const int64_t layers = static_cast<int64_t>(tensors.size()) / kEncoderTensorsPerLayer;
   TORCH_CHECK(static_cast<int64_t>(tensors.size()) == layers * kEncoderTensorsPerLayer,
               "encoder_layers: the tensors are not a whole number of layers");
-  const Tensor none;
   auto h = x.reshape({batch * length, d});
   for (int64_t l = 0; l < layers; ++l) {
-    const Tensor* t = &tensors[l * kEncoderTensorsPerLayer];
-    const Tensor* p = packed.empty() ? nullptr : &packed[l * kEncoderTensorsPerLayer];
-    auto pk = [&](int64_t i) -> const Tensor& { return p == nullptr ? none : p[i]; };
-    auto prod = [&](const Tensor& in, int64_t i, int64_t act = -1) {
-      if (int8 != nullptr && !int8->params[l * kEncoderTensorsPerLayer + i].isNone())
-        return int8_product(in, int8->params[l * kEncoderTensorsPerLayer + i], act);
-      return product(in, t[i], t[i + 1], pk(i), wide, act);
-    };
+    const LayerProducts prod(tensors, packed, int8, kEncoderTensorsPerLayer, l, wide);
+    const auto& t = prod;
     h = add_norm(h, t[kEncSelfNormWeight], t[kEncSelfNormBias], eps, norm_first, [&](const Tensor& in) {
       auto qkv = prod(in, kEncSelfQkvWeight).view({batch, length, 3 * heads, head_dim}).transpose(1, 2);
       auto attended = at::scaled_dot_product_attention(qkv.narrow(1, 0, heads), qkv.narrow(1, heads, heads),
@@ -174,17 +187,9 @@ Tensor decoder_step(Tensor x, const std::vector<Tensor>& tensors, const std::vec
   const int64_t layers = static_cast<int64_t>(self_keys.size());
   TORCH_CHECK(static_cast<int64_t>(tensors.size()) == layers * kTensorsPerLayer, "decoder_step: expected ",
               layers * kTensorsPerLayer, " tensors, got ", tensors.size());
-  const Tensor none;
   for (int64_t l = 0; l < layers; ++l) {
-    const Tensor* t = &tensors[l * kTensorsPerLayer];
-    const Tensor* p = packed.empty() ? nullptr : &packed[l * kTensorsPerLayer];
-    auto pk = [&](int64_t i) -> const Tensor& { return p == nullptr ? none : p[i]; };
-    // The product whose weight is at offset i, by int8 or float weights, as the layer computes it.
-    auto prod = [&](const Tensor& h, int64_t i, int64_t act = -1) {
-      if (int8 != nullptr && !int8->params[l * kTensorsPerLayer + i].isNone())
-        return int8_product(h, int8->params[l * kTensorsPerLayer + i], act);
-      return product(h, t[i], t[i + 1], pk(i), wide, act);
-    };
+    const LayerProducts prod(tensors, packed, int8, kTensorsPerLayer, l, wide);  // prod(h, i): the product at offset i
+    const auto& t = prod;  // t[i]: the tensor at offset i (norm weights and biases)
 
     // Masked self-attention: the new position's key and value go into the cache, then all cached ones are attended.
     x = add_norm(x, t[kSelfNormWeight], t[kSelfNormBias], eps, norm_first, [&](const Tensor& h) {
