@@ -248,25 +248,35 @@ struct SearchModel {
   int64_t d_model() const { return embed.size(1); }
 };
 
-// The growing self-attention keys and values of one search: (rows, heads, capacity, head_dim) per layer.
+// The growing self-attention keys and values of one search: (rows, heads, capacity, head_dim) per layer, and a
+// spare buffer per tensor that reordering copies into and swaps with (as tformer.nn.cache does), so a beam step
+// allocates nothing.
 struct SelfCache {
-  std::vector<Tensor> keys, values;
+  std::vector<Tensor> keys, values, spare_keys, spare_values;
   SelfCache(const SearchModel& m, int64_t rows, int64_t capacity, const Tensor& like) {
     const int64_t head_dim = m.d_model() / m.heads;
     for (int64_t l = 0; l < m.layers(); ++l) {
       keys.push_back(at::empty({rows, m.heads, capacity, head_dim}, like.options()));
       values.push_back(at::empty({rows, m.heads, capacity, head_dim}, like.options()));
     }
+    spare_keys.resize(keys.size());
+    spare_values.resize(values.size());
   }
   // Row i becomes old row index[i] (beam search), for the `length` positions written so far.
   void reorder(const Tensor& index, int64_t length) {
-    for (auto* buffers : {&keys, &values})
-      for (auto& b : *buffers) {
-        auto moved = at::empty_like(b);
-        auto filled = moved.narrow(2, 0, length);
-        at::index_select_out(filled, b.narrow(2, 0, length), 0, index);
-        b = moved;
-      }
+    move_rows(keys, spare_keys, index, length);
+    move_rows(values, spare_values, index, length);
+  }
+
+ private:
+  static void move_rows(std::vector<Tensor>& buffers, std::vector<Tensor>& spares, const Tensor& index,
+                        int64_t length) {
+    for (size_t i = 0; i < buffers.size(); ++i) {
+      if (!spares[i].defined()) spares[i] = at::empty_like(buffers[i]);
+      auto filled = spares[i].narrow(2, 0, length);
+      at::index_select_out(filled, buffers[i].narrow(2, 0, length), 0, index);
+      std::swap(buffers[i], spares[i]);
+    }
   }
 };
 
