@@ -149,6 +149,8 @@ def applies(
         return "fast paths disabled"
     if cache is None:
         return "no cache"
+    if x.size(1) != 1:
+        return f"{x.size(1)} new positions (the step takes one)"
     state = _step_state(layers, x, memory_mask, need_weights, lambda: _run_state(layers, cache))
     if isinstance(state, str):
         return state
@@ -168,12 +170,10 @@ def layers_state(layers: Sequence[nn.Module], x: Tensor, memory_mask: Tensor | N
 
 def _step_state(layers: Sequence[nn.Module], x: Tensor, memory_mask: Tensor | None, need_weights: bool,
                 state_of: Callable[[], _State | str]) -> _State | str:
-    """The checks ``applies``, ``layers_state`` and ``encoder_state`` share: the ``_State`` from ``state_of`` when
-    they pass, else the first reason against."""
+    """The checks ``applies``, ``layers_state`` and ``encoder_state`` share (``x``: any number of positions): the
+    ``_State`` from ``state_of`` when they pass, else the first reason against."""
     if need_weights:
         return "attention weights requested"
-    if x.size(1) != 1:
-        return f"{x.size(1)} new positions (the step takes one)"
     if any(layer.training for layer in layers):
         return "training is enabled"
     if torch.is_grad_enabled():
@@ -237,7 +237,7 @@ def encoder_state(layers: Sequence[nn.Module], x: Tensor, src_mask: Tensor | Non
         return "padded sources (the C++ encoder takes unpadded batches)"
     if x.dim() != 3 or x.size(1) == 0:
         return "an empty or malformed input"
-    return _step_state(layers, x[:, :1], None, need_weights, lambda: _kept_state(layers))
+    return _step_state(layers, x, None, need_weights, lambda: _kept_state(layers))
 
 
 def encoder_applies(layers: Sequence[nn.Module], x: Tensor, src_mask: Tensor | None, need_weights: bool) -> str:
