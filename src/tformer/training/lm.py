@@ -51,6 +51,10 @@ class LMDataConfig(JsonConfig):
         root = self.root or os.environ.get("TFORMER_DATA") or "../shared/data"
         return Path(root) / self.corpus
 
+    def cut(self, text: str) -> int:
+        """Where validation starts: the first ``1 - validation_fraction`` of ``text`` trains."""
+        return int(len(text) * (1 - self.validation_fraction))
+
 
 @dataclass
 class LMTrainConfig(JsonConfig):
@@ -183,7 +187,7 @@ class LMTrainer:
         return tokenizer
 
     def _cut(self, text: str) -> int:
-        return int(len(text) * (1 - self.recipe.data.validation_fraction))
+        return self.recipe.data.cut(text)
 
     def _split(self, text: str) -> tuple[torch.Tensor, torch.Tensor]:
         ids = torch.tensor(self.tokenizer.encode(text), dtype=torch.long)  # one id per character
@@ -281,24 +285,11 @@ class LMTrainer:
                                  "tokens_per_s": st.tokens / max(st.seconds, 1e-9), "seconds": st.seconds})
 
     # ----- evaluation and checkpoints -----------------------------------------------------------------------
-    @torch.no_grad()
     def validation_loss(self, windows: int | None = None, model: CausalLM | None = None, batch_size: int = 64) -> float:
         """Mean cross-entropy per character (nats) over consecutive validation windows: the first ``windows`` of
         them (None: the recipe's ``eval_windows``; 0: the whole validation text, every character once)."""
-        model = (model or self.model).eval()
-        context = model.config.max_len
         windows = self.cfg.eval_windows if windows is None else windows
-        count = (len(self.val_ids) - 1) // context
-        count = min(count, windows) if windows else count
-        ids = self.val_ids[: count * context + 1]
-        inputs, targets = ids[:-1].view(count, context), ids[1:].view(count, context)  # (count, max_len)
-        total = 0.0
-        for i in range(0, count, batch_size):
-            rows = slice(i, i + batch_size)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-                logits = model(inputs[rows])
-            total += float(F.cross_entropy(logits.float().flatten(0, 1), targets[rows].flatten())) * len(inputs[rows])
-        return total / count
+        return windowed_loss(model or self.model, self.val_ids, windows=windows, bf16=self.bf16, batch_size=batch_size)
 
     def _evaluate_and_save(self) -> None:
         st = self.state
@@ -366,6 +357,29 @@ class LMTrainer:
             f"updates, {self.state.seconds / 60:.1f} min)")
         self.lock.release()
         return final
+
+
+@torch.no_grad()
+def windowed_loss(model: CausalLM, ids: torch.Tensor, windows: int = 0, bf16: bool = False,
+                  batch_size: int = 64) -> float:
+    """Mean cross-entropy per character (nats) of ``ids`` cut into consecutive windows of the model's context, each
+    character after the first scored once (the tail shorter than a window is left out); ``windows`` > 0 scores only
+    the first that many. How ``train-lm`` measures validation loss, and the figure bundled models report."""
+    model.eval()
+    context = model.config.max_len
+    count = (len(ids) - 1) // context
+    count = min(count, windows) if windows else count
+    if count == 0:
+        raise DataError(f"{len(ids)} characters cannot fill one window of {context} + 1")
+    ids = ids[: count * context + 1]
+    inputs, targets = ids[:-1].view(count, context), ids[1:].view(count, context)  # (count, max_len)
+    total = 0.0
+    for i in range(0, count, batch_size):
+        rows = slice(i, i + batch_size)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(inputs[rows])  # (rows, max_len, vocab)
+        total += float(F.cross_entropy(logits.float().flatten(0, 1), targets[rows].flatten())) * len(inputs[rows])
+    return total / count
 
 
 SAMPLE_PROMPTS = ("ROMEO:", "JULIET:\nO ", "First Citizen:\n")
