@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import load_file
 
 from tformer.cli.main import main
-from tformer.errors import ConfigError
+from tformer.errors import ConfigError, DataError
 from tformer.models.causal_lm import CausalLM
-from tformer.training.lm import LMRecipe, LMTrainer, cosine_lr_factor
+from tformer.training.lm import LMRecipe, LMTrainer, cosine_lr_factor, windowed_loss
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,8 +52,9 @@ def test_recipe_needs_an_end_and_known_tables(text_root):
         LMRecipe.from_dict({"tokenizer": {}})
 
 
-def test_bundled_recipe_parses():
-    r = LMRecipe.from_file(REPO / "recipes" / "shakespeare_char.toml")
+@pytest.mark.parametrize("name", ["shakespeare_char.toml", "shakespeare_char_60.toml"])
+def test_bundled_recipe_parses(name):
+    r = LMRecipe.from_file(REPO / "recipes" / name)
     assert r.data.corpus == "tinyshakespeare/input.txt" and r.data.validation_fraction == 0.1
     assert r.train.max_minutes > 0
 
@@ -67,6 +68,22 @@ def test_batches_depend_on_seed_and_step_only(text_root, tmp_path):
     other = LMTrainer(recipe(text_root), tmp_path / "b", progress=False)
     assert torch.equal(other.batch(3)[0], x3)
     other.lock.release()
+
+
+def test_windowed_loss_is_the_mean_over_whole_windows(text_root, tmp_path):
+    trainer = LMTrainer(recipe(text_root), tmp_path / "run", progress=False)
+    trainer.lock.release()
+    model, ids, context = trainer.model.eval(), trainer.val_ids, trainer.model.config.max_len
+    count = (len(ids) - 1) // context
+    with torch.no_grad():  # every window on its own: the batched mean must be the mean of these
+        each = [float(torch.nn.functional.cross_entropy(model(ids[i * context : (i + 1) * context][None])[0],
+                                                       ids[i * context + 1 : (i + 1) * context + 1]))
+                for i in range(count)]
+    assert windowed_loss(model, ids, batch_size=2) == pytest.approx(sum(each) / count, rel=1e-5)
+    assert windowed_loss(model, ids, windows=2) == pytest.approx(sum(each[:2]) / 2, rel=1e-5)
+    assert trainer.validation_loss(windows=0) == pytest.approx(sum(each) / count, rel=1e-5)
+    with pytest.raises(DataError, match="one window"):
+        windowed_loss(model, ids[:context])
 
 
 def test_split_is_the_first_ninety_percent(text_root, tmp_path):
