@@ -17,7 +17,6 @@ import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from tformer.decoding.generate import GenerationConfig
 from tformer.decoding.stepwise import continue_text
@@ -26,14 +25,9 @@ from tformer.models.causal_lm import CausalLM
 from tformer.text.chars import CharTokenizer
 from tformer.training import checkpoint as ckpt
 from tformer.training.lm import LMRecipe, windowed_loss
+from tformer.training.metrics import METRICS, MetricsLog
 
-RUN_FILES = ("recipe.json", "metrics.jsonl", "curves.png", "samples.txt")
-
-
-def last_step(metrics: Path) -> dict:
-    """The last metrics line that has both an update count and seconds (the final one)."""
-    rows = [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [r for r in rows if "step" in r and "seconds" in r][-1]
+RUN_FILES = ("recipe.json", METRICS, "curves.png", "samples.txt")
 
 
 def main() -> None:
@@ -44,10 +38,8 @@ def main() -> None:
     final = args.run / "final"
     recipe = LMRecipe.from_file(args.run / "recipe.json")
     with ckpt.staged_folder(args.out) as build:
-        shutil.copy(final / "config.json", build / "config.json")
+        CausalLM.from_pretrained(final).save_pretrained(build, dtype=torch.float16)
         shutil.copy(final / "tokenizer.json", build / "tokenizer.json")
-        weights = load_file(str(final / "model.safetensors"))
-        save_file({k: v.to(torch.float16).contiguous() for k, v in weights.items()}, str(build / "model.safetensors"))
         for name in RUN_FILES:
             if (args.run / name).is_file():
                 shutil.copy(args.run / name, build / name)
@@ -57,12 +49,10 @@ def main() -> None:
         text = recipe.data.path().read_text(encoding="utf-8")
         val_ids = torch.tensor(tokenizer.encode(text[recipe.data.cut(text):]))
         bf16 = recipe.train.bf16 and cpu_has_bf16()
-        end = last_step(args.run / "metrics.jsonl")
         results = {
             "val_loss": windowed_loss(model, val_ids, bf16=bf16),
             "val_loss_float32": windowed_loss(model, val_ids),
-            "updates": end["step"],
-            "training_minutes": round(end["seconds"] / 60, 1),
+            **MetricsLog(args.run / METRICS).training_time(),
             "measured_on": "the whole validation text (last 10%), float16 weights as shipped, "
                            + ("bf16 autocast" if bf16 else "float32"),
         }

@@ -30,6 +30,7 @@ from tformer.evaluation.everyday import everyday_check
 from tformer.evaluation.names import NAME_FRAMES, name_copy_rate, unseen_names_check
 from tformer.evaluation.numbers import numbers_check
 from tformer.files import CHECKSUMS, write_checksums
+from tformer.training.metrics import METRICS, MetricsLog
 
 
 def score(translator: Translator, corpus, beam: int, length_penalty: float = 1.0, limit: int = 0) -> dict:
@@ -100,12 +101,9 @@ def main() -> None:
 
 
 def training_time(run: Path) -> dict:
-    """Updates and counted training minutes of a run, from the last line of its metrics.jsonl that has both (the
-    checkpoint average's line at the very end has neither)."""
-    lines = (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").is_file() else []
-    timed = [row for row in map(json.loads, lines) if "step" in row and "seconds" in row]
-    last = timed[-1] if timed else {}
-    return {"updates": last.get("step"), "training_minutes": round(last.get("seconds", 0) / 60, 1)}
+    """Updates and counted training minutes of a run (its metrics.jsonl; the checkpoint average's line at the very
+    end has neither)."""
+    return MetricsLog(run / METRICS).training_time()
 
 
 def measure_only(folder: Path, report: Path | None) -> None:

@@ -3,6 +3,7 @@ invariance, save/load, configuration checks, and a tiny model that learns to cop
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from tformer import CausalLM, CausalLMConfig
 from tformer.decoding.interface import DecodingModel
@@ -125,6 +126,16 @@ def test_save_load_round_trip(model, tmp_path):
     assert loaded.num_parameters() == model.num_parameters()
     if model.config.tie_embeddings:
         assert loaded.output.weight is loaded.embed.weight
+
+
+def test_a_float16_save_loads_back_as_float32_with_each_weight_rounded(model, tmp_path):
+    model.save_pretrained(tmp_path / "m16", dtype=torch.float16)
+    assert {t.dtype for t in load_file(str(tmp_path / "m16" / "model.safetensors")).values()} == {torch.float16}
+    loaded = CausalLM.from_pretrained(tmp_path / "m16")
+    for name, weight in model.state_dict_untied().items():
+        stored = loaded.state_dict()[name]
+        assert stored.dtype == torch.float32
+        assert torch.equal(stored, weight.to(torch.float16).float()), name
 
 
 def test_tied_embeddings_are_counted_once():

@@ -324,12 +324,16 @@ class CausalLM(nn.Module):
             state.pop("output.weight")
         return state
 
-    def save_pretrained(self, folder: str | Path) -> None:
-        """Write ``config.json`` and ``model.safetensors`` (tformer's names) into ``folder``."""
+    def save_pretrained(self, folder: str | Path, dtype: torch.dtype | None = None) -> None:
+        """Write ``config.json`` and ``model.safetensors`` (tformer's names; floating-point weights optionally cast,
+        e.g. to float16 for a bundle: ``from_pretrained`` loads them back in its own dtype) into ``folder``."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.config.to_json(folder / "config.json")
-        tensors = {name: t.detach().cpu().contiguous() for name, t in self.state_dict_untied().items()}
+        tensors = {}
+        for name, t in self.state_dict_untied().items():
+            t = t.detach().cpu()
+            tensors[name] = (t.to(dtype) if dtype is not None and t.is_floating_point() else t).contiguous()
         save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
 
     @classmethod

@@ -182,16 +182,13 @@ class LMTrainer:
                 tokenizer = CharTokenizer.from_pretrained(folder)
                 break
         else:
-            tokenizer = CharTokenizer.from_text(text[: self._cut(text)])
+            tokenizer = CharTokenizer.from_text(text[: self.recipe.data.cut(text)])
         write_text_atomic(self.out / "tokenizer.json", tokenizer.tokenizer.to_str())
         return tokenizer
 
-    def _cut(self, text: str) -> int:
-        return self.recipe.data.cut(text)
-
     def _split(self, text: str) -> tuple[torch.Tensor, torch.Tensor]:
         ids = torch.tensor(self.tokenizer.encode(text), dtype=torch.long)  # one id per character
-        cut = self._cut(text)
+        cut = self.recipe.data.cut(text)
         train, val = ids[:cut], ids[cut:]
         if min(len(train), len(val)) <= self.model.config.max_len:
             raise DataError(f"the text is too short for windows of max_len={self.model.config.max_len} characters")

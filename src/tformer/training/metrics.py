@@ -53,6 +53,13 @@ class MetricsLog:
     def rows(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self._lines()]
 
+    def training_time(self) -> dict[str, Any]:
+        """Updates and counted training minutes of the run, from the last row that has both ``step`` and
+        ``seconds`` (rows written after training, such as a checkpoint average, have neither)."""
+        timed = [row for row in self.rows() if "step" in row and "seconds" in row]
+        last = timed[-1] if timed else {}
+        return {"updates": last.get("step"), "training_minutes": round(last.get("seconds", 0) / 60, 1)}
+
     def _lines(self) -> list[str]:
         """The file's rows as text. A torn last line (the run was killed while writing it) is dropped with a
         warning; a bad line elsewhere is an error naming the file and line."""
