@@ -3,6 +3,7 @@
     python -m benchmarks.probes forms            # product forms of tformer.nn.linear, per shape and row count
     python -m benchmarks.probes openmp           # a PyTorch LayerNorm before and after CTranslate2 runs in-process
     python -m benchmarks.probes decode           # seconds for Translator.search, greedy/beam 4 at batch 1 and 32
+    python -m benchmarks.probes profile --beam 4 --batch-size 1   # operator times of that search (torch.profiler)
     python -m benchmarks.probes train-step       # seconds per training step of the bundled model (tformer side)
 
 Compare code versions by running the same probe at two commits (``decode`` and ``train-step`` also run on
@@ -101,6 +102,23 @@ def decode(sentences: int) -> None:
             print(f"beam {beam}, batch {batch_size}, {count} sentences: {seconds:.3f} s", flush=True)
 
 
+def profile(sentences: int, beam: int, batch_size: int) -> None:
+    """Where the time of one ``Translator.search`` goes, operator by operator (the C++ search loops call PyTorch's
+    operators through its dispatcher, so they are counted too). The profiler adds a few microseconds per call."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    from tformer import Translator
+    from tformer.data.corpus import multi30k
+
+    translator = Translator.from_pretrained()
+    texts = multi30k("test_2016_flickr").src[:sentences]
+    translator.search(texts[:8], beam=beam, batch_size=batch_size)  # warm-up: builds, packs, caches
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        translator.search(texts, beam=beam, batch_size=batch_size)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+
+
 def train_step() -> None:
     from tformer import Translator
     from tformer.models.seq2seq import Seq2SeqTransformer
@@ -135,9 +153,12 @@ def train_step() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks.probes", description=__doc__.split("\n\n")[0])
-    p.add_argument("probe", choices=("forms", "openmp", "decode", "train-step"))
+    p.add_argument("probe", choices=("forms", "openmp", "decode", "profile", "train-step"))
     p.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
-    p.add_argument("--sentences", type=int, default=128, help="test sentences for `decode` (default: %(default)s)")
+    p.add_argument("--sentences", type=int, default=128,
+                   help="test sentences for `decode` and `profile` (default: %(default)s)")
+    p.add_argument("--beam", type=int, default=4, help="beam size for `profile` (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=1, help="batch size for `profile` (default: %(default)s)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.probe == "forms":
@@ -146,6 +167,8 @@ def main(argv: list[str] | None = None) -> None:
         openmp()
     elif args.probe == "decode":
         decode(args.sentences)
+    elif args.probe == "profile":
+        profile(args.sentences, args.beam, args.batch_size)
     else:
         train_step()
 
