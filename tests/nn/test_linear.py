@@ -2,6 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tformer.nn import linear, native
 from tformer.nn.linear import (
     FUSED_ACTIVATIONS,
     Linear,
@@ -15,11 +16,22 @@ from tformer.nn.linear import (
 needs_packed = pytest.mark.skipif(not packed_products_available(), reason="PyTorch built without oneDNN")
 
 
+@pytest.fixture(params=["row kernel", "no row kernel"])
+def row_kernel(request, monkeypatch):
+    """Each test twice: with the native extension's row kernel taking few rows (skipped where it cannot be built)
+    and without it (a fresh install before the build, or TFORMER_NATIVE=0)."""
+    ops = native.native_ops() if request.param == "row kernel" else None
+    if request.param == "row kernel" and ops is None:
+        pytest.skip("native extension not built here")
+    monkeypatch.setattr(linear, "_row_kernel", ops)
+    return ops is not None
+
+
 @pytest.mark.parametrize("shape", [(256, 768), (64, 64), (96, 32), (16, 33), (8, 100)])  # widening, square,
 # narrowing, odd, vocabulary-like (packed even at one row)
 @pytest.mark.parametrize("rows", [1, 2, 4, 32, 100])
 @pytest.mark.parametrize("bias", [True, False])
-def test_inference_equals_the_plain_product_at_every_row_count(shape, rows, bias):
+def test_inference_equals_the_plain_product_at_every_row_count(shape, rows, bias, row_kernel):
     torch.manual_seed(0)
     layer = Linear(*shape, bias=bias)
     x = torch.randn(rows, shape[0])
@@ -48,13 +60,17 @@ def test_fused_activation_equals_the_activation_after_the_product(activation, ro
     assert torch.equal(activate(torch.tensor([-1.0, 2.0]), "relu"), torch.tensor([0.0, 2.0]))
 
 
-def test_form_choice_follows_the_measured_rule():
+def test_form_choice_follows_the_measured_rule(row_kernel):
     packed = "packed" if packed_products_available() else "plain"
+    few = "rows" if row_kernel else packed
     with torch.inference_mode():
-        assert product_form(torch.randn(1, 256), 256, 768) == "weight_first"
-        assert product_form(torch.randn(1, 1, 1024), 1024, 256) == "weight_first"  # narrowing too
+        assert product_form(torch.randn(1, 256), 256, 768) == ("rows" if row_kernel else "weight_first")
+        assert product_form(torch.randn(1, 1, 1024), 1024, 256) == ("rows" if row_kernel else "weight_first")
         assert product_form(torch.randn(1, 256), 256, 8000) == packed  # vocabulary projection: packed at one row
-        assert product_form(torch.randn(4, 256), 256, 768) == packed
+        assert product_form(torch.randn(4, 256), 256, 8000) == packed
+        assert product_form(torch.randn(4, 256), 256, 768) == few
+        assert product_form(torch.randn(2, 4, 256), 256, 768) == few  # 8 rows
+        assert product_form(torch.randn(9, 256), 256, 768) == packed
         assert product_form(torch.randn(32, 128, 384), 384, 1536) == packed
         assert product_form(torch.randn(4, 256, dtype=torch.float64), 256, 768) == "plain"
     assert product_form(torch.randn(4, 256), 256, 768) == "plain"  # gradients on: training never changes form

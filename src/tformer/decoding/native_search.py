@@ -97,13 +97,15 @@ def _cross_attention(model: Seq2SeqTransformer, encoded: EncoderOutput
 
 
 def _output_parts(model: Seq2SeqTransformer) -> tuple | None:
-    """The output projection as the C++ loops take it: (weight, bias, oneDNN copy or None, int8 block or None)."""
+    """The output projection as the C++ loops take it: (weight, bias, oneDNN copy or None, row-kernel copy or None,
+    int8 block or None)."""
     output = model.output
     if type(output) is Int8OutputProjection and len(output.linear.bounds) == 2:
-        return output.weight, output.bias, None, output.linear.packed_rows()
+        return output.weight, output.bias, None, None, output.linear.packed_rows()
     if isinstance(output, OutputProjection) and isinstance(output, Linear) and output.bias is not None:
         weight = output.weight
-        return weight, output.bias, output.packed_weight() if packable(weight) else None, None
+        return weight, output.bias, output.packed_weight() if packable(weight) else None, \
+            output.row_packed_weight(), None
     return None
 
 
@@ -118,12 +120,13 @@ def _search_model(model: Seq2SeqTransformer, state: native._State) -> object:
     and the parts around them."""
     parts = _output_parts(model)
     assert parts is not None
-    weight, bias, packed, int8 = parts
+    weight, bias, packed, row_packed, int8 = parts
     norm = model.decoder.final_norm
     ends = [model.tgt_embed.weight, model.positions.table, weight, bias]
     if isinstance(norm, nn.LayerNorm):
         ends += [norm.weight, norm.bias]
-    key = (packed is not None and id(packed), id(int8),  # both stay alive while the SearchModel holds them
+    # The copies stay alive while the SearchModel holds them, so their ids name them.
+    key = (packed is not None and id(packed), row_packed is not None and id(row_packed), id(int8),
            *((t.data_ptr(), t._version) if not t.is_inference() else (None, id(t)) for t in ends))
     kept = _kept.get(model)
     if kept is not None and kept[0] is state and kept[1] == key and None not in key:
@@ -132,11 +135,11 @@ def _search_model(model: Seq2SeqTransformer, state: native._State) -> object:
     assert ops is not None
     layer_norm = isinstance(norm, nn.LayerNorm)
     search_model = ops.SearchModel(  # type: ignore[attr-defined]
-        state.tensors, state.packed, state.int8, state.heads, state.eps, state.norm_first, state.activation,
-        WIDE_OUTPUT, model.tgt_embed.weight.detach(), float(model.tgt_embed.scale),
+        state.tensors, state.packed, state.row_packed, state.int8, state.heads, state.eps, state.norm_first,
+        state.activation, WIDE_OUTPUT, model.tgt_embed.weight.detach(), float(model.tgt_embed.scale),
         model.positions.table.detach().to(state.dtype), norm.weight.detach() if layer_norm else None,
         norm.bias.detach() if layer_norm else None, float(norm.eps) if layer_norm else 0.0, weight.detach(),
-        bias.detach(), packed, int8,
+        bias.detach(), packed, row_packed, int8,
     )
     _kept[model] = (state, key, search_model)
     return search_model

@@ -1,8 +1,15 @@
 """A linear layer whose CPU inference picks, by the number of input rows, the fastest way to run the product.
 
 ``nn.Linear`` keeps its weight W as (out_features, in_features) and computes x · Wᵀ through PyTorch's BLAS (MKL
-on x86). For inference on CPU two other forms give the same values faster:
+on x86). For inference on CPU three other forms give the same values faster:
 
+- "rows", a few input rows (at most ``ROW_KERNEL_ROWS``: a decoding step, one row per sentence or beam) of a layer
+  that is not a vocabulary projection: the C++ row kernel (``csrc/row_product.h``) with the weight packed once
+  into blocks of 16 output features (:class:`PackedWeight` with ``row_layout``); a pass over the weight with each
+  row's sums in registers, where oneDNN spends more time setting a product up than multiplying. Available once
+  ``tformer.nn.native`` has loaded its extension (it registers the kernel here, :func:`use_row_kernel`); until
+  then, and with ``TFORMER_NATIVE=0``, the forms below take these products. Each row's sums run in the same order
+  whatever the other rows, so a sentence's result does not depend on its batch.
 - "weight_first", one input row (a decoding step of one sentence): (W · xᵀ)ᵀ with W's rows cut into one block per
   thread (at least two; views of W, no copy) and one batched product (``torch.baddbmm``) over the blocks, which
   spreads the row over the threads, where a plain product of one row uses one core and a slow kernel.
@@ -26,6 +33,8 @@ from __future__ import annotations
 
 import functools
 import weakref
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +43,34 @@ from torch import Tensor, nn
 from tformer.nn.fast import fast_paths_enabled
 
 WIDE_OUTPUT = 8  # one row: layers at least this many times wider out than in (vocabulary) are packed too
+ROW_KERNEL_ROWS = 8  # products of at most this many rows take the row kernel (decoder_step.cpp: kRowKernelRows)
 FUSED_ACTIVATIONS = {"relu": ("relu", ""), "gelu": ("gelu", "none"), "gelu_tanh": ("gelu", "tanh")}  # oneDNN names
+
+
+_row_kernel: object | None = None  # tformer.nn.native's loaded extension (row_pack, row_product), or None
+
+
+def use_row_kernel(ops: object | None) -> None:
+    """Take (or, with None, stop taking) the row kernel of ``ops``, tformer.nn.native's loaded extension, for
+    products of few rows. tformer.nn.native calls this when it loads the extension."""
+    global _row_kernel
+    _row_kernel = ops if ops is not None and hasattr(ops, "row_product") else None
+
+
+def row_kernel_available() -> bool:
+    """Whether products of few rows take the row kernel (the native extension is loaded in this process)."""
+    return _row_kernel is not None
+
+
+def row_layout(weight: Tensor) -> Tensor:
+    """The row kernel's copy of a float32 (out, in) weight: (ceil(out / 16), in, 16)."""
+    assert _row_kernel is not None, "the row kernel is not loaded"
+    return _row_kernel.row_pack(weight.detach().contiguous())  # type: ignore[attr-defined]
+
+
+def onednn_layout(weight: Tensor) -> Tensor:
+    """oneDNN's reordered copy of a float32 (out, in) weight, for ``torch.ops.mkldnn._linear_pointwise``."""
+    return torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous())
 
 
 @functools.cache
@@ -51,9 +87,11 @@ def packed_products_available() -> bool:
 
 
 class PackedWeight:
-    """oneDNN's reordered copy of a float32 (out_features, in_features) weight, made again when the weight changes."""
+    """A copy of a float32 (out_features, in_features) weight in a kernel's layout, made by ``make`` (oneDNN's
+    reorder by default, or ``row_layout``) and made again when the weight changes."""
 
-    def __init__(self) -> None:
+    def __init__(self, make: Callable[[Tensor], Tensor] = onednn_layout) -> None:
+        self._make = make
         # (key it was made for, weak reference to the tensor owning the weight's memory, the copy): one attribute,
         # replaced whole, so a reader in another thread never pairs a key with the wrong copy. The owner check
         # keeps a new weight that reuses a freed one's address (with the same zero version) from matching.
@@ -64,7 +102,7 @@ class PackedWeight:
         owner = weight if weight._base is None else weight._base  # a row block's owner is the whole weight
         made = self._made
         if made is None or made[0] != key or made[1]() is not owner:
-            copy = torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous())
+            copy = self._make(weight)
             made = self._made = (key, weakref.ref(owner), copy)
         return made[2]
 
@@ -75,15 +113,24 @@ def packable(weight: Tensor) -> bool:
     return weight.dtype == torch.float32 and not weight.is_inference() and packed_products_available()
 
 
-def product_form(x: Tensor, in_features: int, out_features: int) -> str:
-    """Which form computes ``x`` (..., in_features) times the weight fastest: "plain" (``F.linear``),
-    "weight_first" ((W · xᵀ)ᵀ by row blocks of W, one row) or "packed" (oneDNN, weight reordered once). Always
-    "plain" with gradients on (training) or with the fast paths turned off."""
+def row_packable(weight: Tensor) -> bool:
+    """``packable`` for the row kernel's copy: float32, not made under inference mode, and the kernel loaded."""
+    return weight.dtype == torch.float32 and not weight.is_inference() and _row_kernel is not None
+
+
+def product_form(x: Tensor, in_features: int, out_features: int, row_kernel: bool = True) -> str:
+    """Which form computes ``x`` (..., in_features) times the weight fastest: "plain" (``F.linear``), "rows" (the
+    row kernel, at most ``ROW_KERNEL_ROWS`` rows, when loaded; not with ``row_kernel=False``), "weight_first" ((W ·
+    xᵀ)ᵀ by row blocks of W, one row) or "packed" (oneDNN, weight reordered once). Always "plain" with gradients
+    on (training) or with the fast paths turned off."""
     if x.device.type != "cpu" or x.dtype != torch.float32 or torch.is_grad_enabled() or x.numel() == 0:
         return "plain"
     if not fast_paths_enabled():
         return "plain"
-    if x.numel() == in_features and out_features < WIDE_OUTPUT * in_features:
+    narrow = out_features < WIDE_OUTPUT * in_features  # not a vocabulary projection
+    if narrow and row_kernel and _row_kernel is not None and x.numel() <= ROW_KERNEL_ROWS * in_features:
+        return "rows"
+    if x.numel() == in_features and narrow:
         return "weight_first"
     return "packed" if packed_products_available() else "plain"
 
@@ -94,12 +141,22 @@ def fast_linear(
     bias: Tensor | None,
     packed: PackedWeight | None,
     activation: str | None = None,
+    row_packed: PackedWeight | None = None,
 ) -> Tensor:
     """``act(F.linear(x, weight, bias))``: x (..., in), weight (out, in) -> (..., out), by the fastest form (see the
-    module docstring). ``activation``: None or a key of ``FUSED_ACTIVATIONS``. Without a ``packed`` cache, or for a
-    weight made under ``torch.inference_mode``, the "packed" form falls back to the plain one."""
+    module docstring). ``activation``: None or a key of ``FUSED_ACTIVATIONS``. ``packed`` and ``row_packed``: the
+    caches of the weight's oneDNN and row-kernel copies. Without them, or for a weight made under
+    ``torch.inference_mode``, the "rows" form gives way to the others and the "packed" one to the plain product."""
     out_features, in_features = weight.shape
     form = product_form(x, in_features, out_features)
+    if form == "rows" and (row_packed is None or not row_packable(weight)):
+        form = product_form(x, in_features, out_features, row_kernel=False)
+    if form == "rows":
+        assert row_packed is not None and _row_kernel is not None
+        rows = x.reshape(-1, in_features)
+        out = _row_kernel.row_product(rows, row_packed(weight), bias, out_features)  # type: ignore[attr-defined]
+        out = out.view(*x.shape[:-1], out_features)
+        return out if activation is None else activate(out, activation)
     if form == "packed" and (packed is None or not packable(weight)):
         form = "weight_first" if x.numel() == in_features else "plain"
     if form == "packed":
@@ -143,27 +200,46 @@ class Linear(nn.Linear):
     ) -> None:
         super().__init__(in_features, out_features, bias, device=device)
         self.packed = PackedWeight()
-        self._row_blocks: dict[tuple[int, int], PackedWeight] = {}  # packed copies of row blocks, see ``rows``
+        self.row_packed = PackedWeight(row_layout)
+        # The two copies of output-row blocks (see ``rows``), per (start, stop).
+        self._row_blocks: dict[tuple[int, int], tuple[PackedWeight, PackedWeight]] = {}
 
     def forward(self, x: Tensor, activation: str | None = None) -> Tensor:
         """x (..., in_features) -> (..., out_features); ``activation`` ("relu", "gelu", "gelu_tanh") is applied
         to the output, in the same pass where the product form allows."""
-        return fast_linear(x, self.weight, self.bias, self.packed, activation)
+        return fast_linear(x, self.weight, self.bias, self.packed, activation, self.row_packed)
 
     def packed_weight(self, rows: slice | None = None) -> Tensor | None:
         """oneDNN's copy of the weight (or of its output rows ``rows``) for code that calls the packed product
         itself (tformer.nn.native); None where the packed form is unavailable."""
-        weight, _, packed = self.block(rows)
-        return packed(weight) if packable(weight) else None
+        block = self.block(rows)
+        return block.packed(block.weight) if packable(block.weight) else None
+
+    def row_packed_weight(self, rows: slice | None = None) -> Tensor | None:
+        """The row kernel's copy of the weight (or of its output rows ``rows``), for tformer.nn.native; None where
+        the "rows" form is unavailable."""
+        block = self.block(rows)
+        return block.row_packed(block.weight) if row_packable(block.weight) else None
 
     def rows(self, x: Tensor, rows: slice) -> Tensor:
         """x times the output rows ``rows`` of the weight only (e.g. the query block of a fused Q/K/V layer)."""
-        return fast_linear(x, *self.block(rows))
+        block = self.block(rows)
+        return fast_linear(x, block.weight, block.bias, block.packed, row_packed=block.row_packed)
 
-    def block(self, rows: slice | None) -> tuple[Tensor, Tensor | None, PackedWeight]:
-        """The weight and bias of the output rows ``rows`` (all for None) and the cache of their packed copy."""
+    def block(self, rows: slice | None) -> WeightBlock:
+        """The weight and bias of the output rows ``rows`` (all for None) and the caches of their copies."""
         if rows is None:
-            return self.weight, self.bias, self.packed
+            return WeightBlock(self.weight, self.bias, self.packed, self.row_packed)
         start, stop = rows.indices(self.out_features)[:2]
-        packed = self._row_blocks.setdefault((start, stop), PackedWeight())
-        return self.weight[start:stop], None if self.bias is None else self.bias[start:stop], packed
+        packed, row_packed = self._row_blocks.setdefault((start, stop), (PackedWeight(), PackedWeight(row_layout)))
+        bias = None if self.bias is None else self.bias[start:stop]
+        return WeightBlock(self.weight[start:stop], bias, packed, row_packed)
+
+
+class WeightBlock(NamedTuple):
+    """Some output rows of a ``Linear`` (or all): their weight and bias (views) and the caches of their copies."""
+
+    weight: Tensor
+    bias: Tensor | None
+    packed: PackedWeight
+    row_packed: PackedWeight

@@ -11,6 +11,10 @@ This file and ``csrc/decoder_step.cpp`` mirror each other: the tensors gathered 
 agree), and the C++ step repeats the Python modules' computation and ``tformer.nn.linear``'s choice of product form.
 A change to either side, or to the modules it repeats, goes to the other too.
 
+The extension also holds the row kernel (``csrc/row_product.h``), the product of a few rows that
+``tformer.nn.linear`` takes too once the extension is loaded (this module registers it there), so the step and the
+modules multiply alike. On CPUs with AVX2 and FMA it is compiled for them (a separate build, ``NAME``).
+
 It is built with PyTorch's extension builder (a C++ compiler is required; about 30 s, once; the build is kept in
 PyTorch's extensions folder, ``TORCH_EXTENSIONS_DIR``). ``make install`` builds it ahead. Otherwise the first
 decoding starts the build in a background process and says so once; decoding runs in Python until the build is
@@ -42,12 +46,15 @@ from tformer.nn.attention import fused_kernel_zeroes_masked_rows
 from tformer.nn.cache import KVCache
 from tformer.nn.fast import fast_paths_enabled
 from tformer.nn.layers import AddNorm, DecoderLayer, EncoderLayer
-from tformer.nn.linear import WIDE_OUTPUT, Linear
+from tformer.nn.linear import WIDE_OUTPUT, Linear, use_row_kernel
 from tformer.nn.quantized import Int8Linear
 
 ENV = "TFORMER_NATIVE"  # "0" turns the native step off
 SOURCE = Path(__file__).parent / "csrc" / "decoder_step.cpp"
-NAME = "tformer_decoder_step"
+# AVX2 and FMA where PyTorch's own kernels found them (its "AVX2" and "AVX512" levels): the row kernel's vector
+# loop. A build per instruction set, so a shared extensions folder never hands one CPU another's build.
+VECTOR_FLAGS = ["-mavx2", "-mfma"] if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512") else []
+NAME = "tformer_decoder_step" + ("_avx2" if VECTOR_FLAGS else "")
 ACTIVATION_CODES = {"relu": 0, "gelu": 1, "gelu_tanh": 2}  # as decoder_step.cpp's `activate`
 STEP_DTYPES = (torch.float32, torch.bfloat16)  # bfloat16: every product plain, as tformer.nn.linear does
 
@@ -78,7 +85,8 @@ def native_ops() -> object | None:
 
         if not _already_built(cpp_extension):
             print("tformer: building the native decoding step (once, about 30 s) ...", file=sys.stderr, flush=True)
-        return cpp_extension.load(name=NAME, sources=[str(SOURCE)], extra_cflags=["-O3"], verbose=False)
+        ops = cpp_extension.load(name=NAME, sources=[str(SOURCE)], extra_cflags=["-O3", *VECTOR_FLAGS],
+                                 verbose=False)
     except Exception as error:  # no compiler, no headers, a failed build: decode in Python instead
         warnings.warn(
             f"tformer: the native decoding step could not be built ({type(error).__name__}: {error}); decoding runs "
@@ -87,6 +95,8 @@ def native_ops() -> object | None:
             stacklevel=2,
         )
         return None
+    use_row_kernel(ops)  # from now on tformer.nn.linear multiplies few rows as the step does
+    return ops
 
 
 _background: dict[str, float] = {}  # "started": when this process started a background build; "checked": last look
@@ -217,8 +227,8 @@ def decoder_step(layers: Sequence[nn.Module], x: Tensor, memory_mask: Tensor | N
     buffers = [c.reserve(1) for c in cache.self_attn]
     mask = None if memory_mask is None else memory_mask[:, None, None, :]  # (batch, 1, 1, src_len)
     out = ops.decoder_step(  # type: ignore[attr-defined]
-        x[:, 0], state.tensors, state.packed, [k for k, _ in buffers], [v for _, v in buffers], cache.length,
-        [c.keys for c in cache.cross_attn], [c.values for c in cache.cross_attn], mask,
+        x[:, 0], state.tensors, state.packed, state.row_packed, [k for k, _ in buffers], [v for _, v in buffers],
+        cache.length, [c.keys for c in cache.cross_attn], [c.values for c in cache.cross_attn], mask,
         state.heads, state.eps, state.norm_first, state.activation, WIDE_OUTPUT, state.int8,
     )
     for c in cache.self_attn:
@@ -252,8 +262,8 @@ def encoder_layers(state: _State, x: Tensor) -> Tensor:
     ops = native_ops()
     assert ops is not None
     return ops.encoder_layers(  # type: ignore[attr-defined]
-        x, state.tensors, state.packed, state.heads, state.eps, state.norm_first, state.activation, WIDE_OUTPUT,
-        state.int8,
+        x, state.tensors, state.packed, state.row_packed, state.heads, state.eps, state.norm_first, state.activation,
+        WIDE_OUTPUT, state.int8,
     )
 
 
@@ -270,23 +280,29 @@ class _State:
         self.dtype = first.self_attn_norm.norm.weight.dtype
         self.tensors: list[Tensor] = []  # LAYER_TENSORS for each layer in turn
         packed: list[Tensor | None] = []  # oneDNN copies at the float weights' places, None elsewhere
+        row_packed: list[Tensor | None] = []  # the row kernel's copies, likewise
         int8: list[object | None] = []  # the int8 copy's packed products at their weights' places, None elsewhere
         copies: list[Tensor | None] = []
+        row_copies: list[Tensor | None] = []
         for layer in layers:
             for products, add_norm in sublayers(layer):
                 for linear, rows in products:
                     if isinstance(linear, Int8Linear):
                         self.tensors += [torch.Tensor(), torch.Tensor()]  # unused: the int8 product has its own
                         packed += [None, None]
+                        row_packed += [None, None]
                         int8 += [int8_block(linear, rows), None]
                         continue
-                    weight, bias, _ = linear.block(rows)
+                    block = linear.block(rows)
                     copies.append(linear.packed_weight(rows))
-                    self.tensors += [weight.detach(), bias.detach()]
+                    row_copies.append(linear.row_packed_weight(rows))
+                    self.tensors += [block.weight.detach(), block.bias.detach()]
                     packed += [copies[-1], None]
+                    row_packed += [row_copies[-1], None]
                     int8 += [None, None]
                 self.tensors += [add_norm.norm.weight.detach(), add_norm.norm.bias.detach()]
                 packed += [None, None]
+                row_packed += [None, None]
                 int8 += [None, None]
         per_layer = ENCODER_LAYER_TENSORS if isinstance(first, EncoderLayer) else LAYER_TENSORS
         assert len(self.tensors) == len(layers) * len(per_layer)
@@ -294,6 +310,9 @@ class _State:
         # plain product, as tformer.nn.linear does without one.
         missing = any(copy is None for copy in copies)
         self.packed = [] if missing else [torch.Tensor() if t is None else t for t in packed]
+        # Likewise for the row kernel's copies (then few rows take the forms above, as tformer.nn.linear does).
+        missing = any(copy is None for copy in row_copies)
+        self.row_packed = [] if missing else [torch.Tensor() if t is None else t for t in row_packed]
         self.int8 = native_ops().Int8Products(int8) if any(p is not None for p in int8) else None  # type: ignore
         self.int8_blocks = int8  # kept alive while this state is (their ids are in its fingerprint)
 

@@ -14,6 +14,7 @@
 #include <torch/extension.h>
 
 #include <ATen/core/dispatch/Dispatcher.h>
+#include "row_product.h"
 #include <torch/csrc/jit/api/object.h>
 
 #include <limits>
@@ -78,16 +79,24 @@ Tensor int8_product(const Tensor& x, const c10::IValue& params, int64_t activati
   return activate(stack[0].toTensor(), activation);
 }
 
+// Products of at most this many rows by a layer less than `wide_output` times wider out than in take the row
+// kernel (row_product.h): tformer.nn.linear.ROW_KERNEL_ROWS.
+constexpr int64_t kRowKernelRows = 8;
+
 // act(x (rows, in) times w (out, in), plus b): (rows, out); activation -1 none, 0 relu, 1 gelu, 2 gelu (tanh).
 // The form tformer.nn.linear.fast_linear picks, so that the results are the same: the plain product for a dtype
-// other than float32 (bfloat16 weights); one row of a layer less than `wide_output` times wider out than in, by row
-// blocks (then the activation); otherwise oneDNN with the weight reordered once (`packed`) and the activation
-// fused; without a packed copy, row blocks for one row, else the plain product.
-Tensor product(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& packed, int64_t wide_output,
-               int64_t activation = -1) {
+// other than float32 (bfloat16 weights); up to kRowKernelRows rows of a layer less than `wide_output` times wider
+// out than in, by the row kernel with the weight packed once (`row_packed`), else for one row by row blocks (then
+// the activation); otherwise oneDNN with the weight reordered once (`packed`) and the activation fused; without a
+// packed copy, row blocks for one row, else the plain product.
+Tensor product(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& packed, const Tensor& row_packed,
+               int64_t wide_output, int64_t activation = -1) {
   if (x.scalar_type() != at::kFloat) return activate(at::linear(x, w, b), activation);
   const int64_t rows = x.size(0), out = w.size(0);
-  if (rows == 1 && out < wide_output * w.size(1)) return activate(one_row(x, w, b), activation);
+  const bool narrow = out < wide_output * w.size(1);
+  if (narrow && rows <= kRowKernelRows && row_packed.defined())
+    return activate(row_product::multiply(x, row_packed, b, out), activation);
+  if (rows == 1 && narrow) return activate(one_row(x, w, b), activation);
   if (packed.defined()) {
     static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_linear_pointwise", "");
     static const char* const attrs[] = {"none", "relu", "gelu", "gelu"};
@@ -98,6 +107,13 @@ Tensor product(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& 
     return stack[0].toTensor();
   }
   return activate(rows == 1 ? one_row(x, w, b) : at::linear(x, w, b), activation);
+}
+
+// The row kernel as the Python side calls it (tformer.nn.linear's "rows" form): x (rows, in) times the packed
+// weight of a layer with `out` outputs, plus the bias (or None).
+Tensor row_product_multiply(const Tensor& x, const Tensor& row_packed, const std::optional<Tensor>& bias,
+                            int64_t out) {
+  return row_product::multiply(x, row_packed, bias.value_or(Tensor()), out);
 }
 
 // x + sublayer(x) then LayerNorm (post-norm), or x + sublayer(LayerNorm(x)) (pre-norm).
@@ -115,17 +131,20 @@ Tensor add_norm(const Tensor& x, const Tensor& norm_w, const Tensor& norm_b, dou
 struct LayerProducts {
   const Tensor* t;
   const Tensor* p;  // oneDNN copies at the same offsets, or nullptr
+  const Tensor* rp;  // the row kernel's copies at the same offsets, or nullptr
   const Int8Products* int8;
   int64_t first, wide;  // offset of the layer's first tensor; tformer.nn.linear.WIDE_OUTPUT
   const Tensor none;
-  LayerProducts(const std::vector<Tensor>& tensors, const std::vector<Tensor>& packed, const Int8Products* int8_,
-                int64_t per_layer, int64_t l, int64_t wide_)
-      : t(&tensors[l * per_layer]), p(packed.empty() ? nullptr : &packed[l * per_layer]), int8(int8_),
-        first(l * per_layer), wide(wide_) {}
+  LayerProducts(const std::vector<Tensor>& tensors, const std::vector<Tensor>& packed,
+                const std::vector<Tensor>& row_packed, const Int8Products* int8_, int64_t per_layer, int64_t l,
+                int64_t wide_)
+      : t(&tensors[l * per_layer]), p(packed.empty() ? nullptr : &packed[l * per_layer]),
+        rp(row_packed.empty() ? nullptr : &row_packed[l * per_layer]), int8(int8_), first(l * per_layer),
+        wide(wide_) {}
   const Tensor& operator[](int64_t i) const { return t[i]; }
   Tensor operator()(const Tensor& x, int64_t i, int64_t activation = -1) const {
     if (int8 != nullptr && !int8->params[first + i].isNone()) return int8_product(x, int8->params[first + i], activation);
-    return product(x, t[i], t[i + 1], p == nullptr ? none : p[i], wide, activation);
+    return product(x, t[i], t[i + 1], p == nullptr ? none : p[i], rp == nullptr ? none : rp[i], wide, activation);
   }
 };
 
@@ -146,16 +165,17 @@ enum EncoderTensor : int64_t {
 // x: (batch, src_len, d_model), the embedded source with nothing padded. Every encoder layer, as
 // tformer.nn.layers.EncoderLayer computes it without a padding mask (products on the (batch * src_len, d_model)
 // rows, as tformer.nn.linear runs them; PyTorch's fused attention). Returns (batch, src_len, d_model), before any
-// final LayerNorm. tensors/packed/int8 as decoder_step's, in EncoderTensor's layout.
-Tensor encoder_layers(Tensor x, const std::vector<Tensor>& tensors, const std::vector<Tensor>& packed, int64_t heads,
-                      double eps, bool norm_first, int64_t activation, int64_t wide, const Int8Products* int8) {
+// final LayerNorm. tensors/packed/row_packed/int8 as decoder_step's, in EncoderTensor's layout.
+Tensor encoder_layers(Tensor x, const std::vector<Tensor>& tensors, const std::vector<Tensor>& packed,
+                      const std::vector<Tensor>& row_packed, int64_t heads, double eps, bool norm_first,
+                      int64_t activation, int64_t wide, const Int8Products* int8) {
   const int64_t batch = x.size(0), length = x.size(1), d = x.size(2), head_dim = d / heads;
   const int64_t layers = static_cast<int64_t>(tensors.size()) / kEncoderTensorsPerLayer;
   TORCH_CHECK(static_cast<int64_t>(tensors.size()) == layers * kEncoderTensorsPerLayer,
               "encoder_layers: the tensors are not a whole number of layers");
   auto h = x.reshape({batch * length, d});
   for (int64_t l = 0; l < layers; ++l) {
-    const LayerProducts prod(tensors, packed, int8, kEncoderTensorsPerLayer, l, wide);
+    const LayerProducts prod(tensors, packed, row_packed, int8, kEncoderTensorsPerLayer, l, wide);
     const auto& t = prod;
     h = add_norm(h, t[kEncSelfNormWeight], t[kEncSelfNormBias], eps, norm_first, [&](const Tensor& in) {
       auto qkv = prod(in, kEncSelfQkvWeight).view({batch, length, 3 * heads, head_dim}).transpose(1, 2);
@@ -171,7 +191,8 @@ Tensor encoder_layers(Tensor x, const std::vector<Tensor>& tensors, const std::v
 }
 
 // x: (batch, d_model), the new position's embedding. tensors: kTensorsPerLayer per layer, at the offsets of
-// LayerTensor; packed: the same layout with oneDNN copies of the weights (undefined tensors elsewhere), or empty.
+// LayerTensor; packed: the same layout with oneDNN copies of the weights (undefined tensors elsewhere), or empty;
+// row_packed: the same with the row kernel's copies (row_product::pack), or empty.
 // self_keys/self_values: (batch, heads, capacity, head_dim) buffers holding `length` positions; the new one is
 // written at `length`. cross_keys/cross_values: (batch, heads, src_len, head_dim). memory_mask: (batch, 1, 1,
 // src_len) bool or None. activation: 0 relu, 1 gelu (erf), 2 gelu (tanh), as native.py's ACTIVATION_CODES; wide:
@@ -179,7 +200,8 @@ Tensor encoder_layers(Tensor x, const std::vector<Tensor>& tensors, const std::v
 // then unused), or None.
 // Returns (batch, d_model), before any final LayerNorm.
 Tensor decoder_step(Tensor x, const std::vector<Tensor>& tensors, const std::vector<Tensor>& packed,
-                    const std::vector<Tensor>& self_keys, const std::vector<Tensor>& self_values, int64_t length,
+                    const std::vector<Tensor>& row_packed, const std::vector<Tensor>& self_keys,
+                    const std::vector<Tensor>& self_values, int64_t length,
                     const std::vector<Tensor>& cross_keys, const std::vector<Tensor>& cross_values,
                     const std::optional<Tensor>& memory_mask, int64_t heads, double eps, bool norm_first,
                     int64_t activation, int64_t wide, const Int8Products* int8) {
@@ -188,7 +210,7 @@ Tensor decoder_step(Tensor x, const std::vector<Tensor>& tensors, const std::vec
   TORCH_CHECK(static_cast<int64_t>(tensors.size()) == layers * kTensorsPerLayer, "decoder_step: expected ",
               layers * kTensorsPerLayer, " tensors, got ", tensors.size());
   for (int64_t l = 0; l < layers; ++l) {
-    const LayerProducts prod(tensors, packed, int8, kTensorsPerLayer, l, wide);  // prod(h, i): the product at offset i
+    const LayerProducts prod(tensors, packed, row_packed, int8, kTensorsPerLayer, l, wide);  // prod(h, i): offset i
     const auto& t = prod;  // t[i]: the tensor at offset i (norm weights and biases)
 
     // Masked self-attention: the new position's key and value go into the cache, then all cached ones are attended.
@@ -219,28 +241,30 @@ namespace {
 
 // What a search needs besides the decoder layers: the target embedding (times `scale`), the positions table (in
 // the layers' dtype), the stack's final LayerNorm (pre-norm models; undefined tensors otherwise) and the output
-// projection (float weights with their oneDNN copy, or the int8 copy's packed product). Gathered once per model
-// (tformer/decoding/native_search.py keeps it while the weights are unchanged).
+// projection (float weights with their oneDNN and row-kernel copies, or the int8 copy's packed product). Gathered
+// once per model (tformer/decoding/native_search.py keeps it while the weights are unchanged).
 struct SearchModel {
-  std::vector<Tensor> tensors, packed;  // the decoder layers' tensors, as decoder_step takes them
+  std::vector<Tensor> tensors, packed, row_packed;  // the decoder layers' tensors, as decoder_step takes them
   Int8Products int8;
   bool has_int8 = false;
   int64_t heads = 1, activation = 0, wide = 8;
   double eps = 1e-5, scale = 1.0, final_eps = 1e-5;
   bool norm_first = false;
-  Tensor embed, table, final_weight, final_bias, out_weight, out_bias, out_packed;
+  Tensor embed, table, final_weight, final_bias, out_weight, out_bias, out_packed, out_row_packed;
   c10::IValue out_int8;
 
-  SearchModel(std::vector<Tensor> tensors_, std::vector<Tensor> packed_, const Int8Products* int8_, int64_t heads_,
-              double eps_, bool norm_first_, int64_t activation_, int64_t wide_, Tensor embed_, double scale_,
-              Tensor table_, std::optional<Tensor> final_weight_, std::optional<Tensor> final_bias_,
-              double final_eps_, Tensor out_weight_, Tensor out_bias_, std::optional<Tensor> out_packed_,
-              const py::object& out_int8_)
-      : tensors(std::move(tensors_)), packed(std::move(packed_)), has_int8(int8_ != nullptr), heads(heads_),
+  SearchModel(std::vector<Tensor> tensors_, std::vector<Tensor> packed_, std::vector<Tensor> row_packed_,
+              const Int8Products* int8_, int64_t heads_, double eps_, bool norm_first_, int64_t activation_,
+              int64_t wide_, Tensor embed_, double scale_, Tensor table_, std::optional<Tensor> final_weight_,
+              std::optional<Tensor> final_bias_, double final_eps_, Tensor out_weight_, Tensor out_bias_,
+              std::optional<Tensor> out_packed_, std::optional<Tensor> out_row_packed_, const py::object& out_int8_)
+      : tensors(std::move(tensors_)), packed(std::move(packed_)), row_packed(std::move(row_packed_)),
+        has_int8(int8_ != nullptr), heads(heads_),
         activation(activation_), wide(wide_), eps(eps_), scale(scale_), final_eps(final_eps_),
         norm_first(norm_first_), embed(std::move(embed_)), table(std::move(table_)),
         final_weight(final_weight_.value_or(Tensor())), final_bias(final_bias_.value_or(Tensor())),
-        out_weight(std::move(out_weight_)), out_bias(std::move(out_bias_)), out_packed(out_packed_.value_or(Tensor())) {
+        out_weight(std::move(out_weight_)), out_bias(std::move(out_bias_)), out_packed(out_packed_.value_or(Tensor())),
+        out_row_packed(out_row_packed_.value_or(Tensor())) {
     if (int8_ != nullptr) int8 = *int8_;
     if (!out_int8_.is_none()) out_int8 = py::cast<torch::jit::Object>(out_int8_)._ivalue();
   }
@@ -287,11 +311,11 @@ Tensor next_log_probs(const SearchModel& m, const Tensor& token, int64_t positio
                       const std::vector<Tensor>& cross_keys, const std::vector<Tensor>& cross_values,
                       const std::optional<Tensor>& memory_mask) {
   auto x = at::embedding(m.embed, token) * m.scale + m.table.narrow(0, position, 1);  // (rows, d_model)
-  auto h = decoder_step(x, m.tensors, m.packed, cache.keys, cache.values, position, cross_keys, cross_values,
-                        memory_mask, m.heads, m.eps, m.norm_first, m.activation, m.wide,
+  auto h = decoder_step(x, m.tensors, m.packed, m.row_packed, cache.keys, cache.values, position, cross_keys,
+                        cross_values, memory_mask, m.heads, m.eps, m.norm_first, m.activation, m.wide,
                         m.has_int8 ? &m.int8 : nullptr);
   if (m.final_weight.defined()) h = at::layer_norm(h, {m.d_model()}, m.final_weight, m.final_bias, m.final_eps);
-  auto logits = m.out_int8.isNone() ? product(h, m.out_weight, m.out_bias, m.out_packed, m.wide)
+  auto logits = m.out_int8.isNone() ? product(h, m.out_weight, m.out_bias, m.out_packed, m.out_row_packed, m.wide)
                                     : int8_product(h, m.out_int8, -1);
   return at::log_softmax(logits.to(at::kFloat), -1);
 }
@@ -388,25 +412,31 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> beam_search(const SearchModel& m, con
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("row_pack", &row_product::pack, "A float32 (out, in) weight in the row kernel's layout (see row_product.h)",
+        py::arg("weight"));
+  m.def("row_product", &row_product_multiply, "x (rows, in) times a row_pack'ed weight plus bias (see row_product.h)",
+        py::arg("x"), py::arg("row_packed"), py::arg("bias").none(true), py::arg("out"));
   py::class_<Int8Products>(m, "Int8Products", "The int8 copy's packed products, gathered once per decoding run")
       .def(py::init<const std::vector<py::object>&>());
   m.def("decoder_step", &decoder_step, "One cached decoding step through every decoder layer (see decoder_step.cpp)",
-        py::arg("x"), py::arg("tensors"), py::arg("packed"), py::arg("self_keys"), py::arg("self_values"),
-        py::arg("length"), py::arg("cross_keys"), py::arg("cross_values"), py::arg("memory_mask"), py::arg("heads"),
-        py::arg("eps"), py::arg("norm_first"), py::arg("activation"), py::arg("wide"),
-        py::arg("int8").none(true));
+        py::arg("x"), py::arg("tensors"), py::arg("packed"), py::arg("row_packed"), py::arg("self_keys"),
+        py::arg("self_values"), py::arg("length"), py::arg("cross_keys"), py::arg("cross_values"),
+        py::arg("memory_mask"), py::arg("heads"), py::arg("eps"), py::arg("norm_first"), py::arg("activation"),
+        py::arg("wide"), py::arg("int8").none(true));
   m.def("encoder_layers", &encoder_layers, "Every encoder layer over an unpadded batch (see decoder_step.cpp)",
-        py::arg("x"), py::arg("tensors"), py::arg("packed"), py::arg("heads"), py::arg("eps"), py::arg("norm_first"),
-        py::arg("activation"), py::arg("wide"), py::arg("int8").none(true));
+        py::arg("x"), py::arg("tensors"), py::arg("packed"), py::arg("row_packed"), py::arg("heads"), py::arg("eps"),
+        py::arg("norm_first"), py::arg("activation"), py::arg("wide"), py::arg("int8").none(true));
   py::class_<SearchModel>(m, "SearchModel", "A translation model's tensors for the search loops, gathered once")
-      .def(py::init<std::vector<Tensor>, std::vector<Tensor>, const Int8Products*, int64_t, double, bool, int64_t,
-                    int64_t, Tensor, double, Tensor, std::optional<Tensor>, std::optional<Tensor>, double, Tensor,
-                    Tensor, std::optional<Tensor>, const py::object&>(),
-           py::arg("tensors"), py::arg("packed"), py::arg("int8").none(true), py::arg("heads"), py::arg("eps"),
-           py::arg("norm_first"), py::arg("activation"), py::arg("wide"), py::arg("embed"), py::arg("scale"),
+      .def(py::init<std::vector<Tensor>, std::vector<Tensor>, std::vector<Tensor>, const Int8Products*, int64_t,
+                    double, bool, int64_t, int64_t, Tensor, double, Tensor, std::optional<Tensor>,
+                    std::optional<Tensor>, double, Tensor, Tensor, std::optional<Tensor>, std::optional<Tensor>,
+                    const py::object&>(),
+           py::arg("tensors"), py::arg("packed"), py::arg("row_packed"), py::arg("int8").none(true), py::arg("heads"),
+           py::arg("eps"), py::arg("norm_first"), py::arg("activation"), py::arg("wide"), py::arg("embed"),
+           py::arg("scale"),
            py::arg("table"), py::arg("final_weight").none(true), py::arg("final_bias").none(true),
            py::arg("final_eps"), py::arg("out_weight"), py::arg("out_bias"), py::arg("out_packed").none(true),
-           py::arg("out_int8").none(true));
+           py::arg("out_row_packed").none(true), py::arg("out_int8").none(true));
   m.def("greedy_search", &greedy_search, "Greedy search with the loop in C++ (see decoder_step.cpp)", py::arg("model"),
         py::arg("cross_keys"), py::arg("cross_values"), py::arg("memory_mask"), py::arg("limits"), py::arg("bos"),
         py::arg("eos"), py::arg("steps"), py::arg("capacity"));
