@@ -15,7 +15,14 @@ from torch import Tensor
 
 from tformer.decoding import native_search
 from tformer.decoding.interface import EncoderDecoderModel
-from tformer.decoding.search import Hypothesis, freeze_finished, output_limits, restrict_to_eos, should_prune
+from tformer.decoding.search import (
+    Hypothesis,
+    freeze_finished,
+    output_limits,
+    restrict_to_eos,
+    should_prune,
+    top_of_sums,
+)
 
 
 @torch.inference_mode()
@@ -65,7 +72,7 @@ def beam_search(
         elif any_finished:
             lp = freeze_finished(lp, finished, cfg.eos_id)
         vocab = lp.size(-1)
-        top_scores, top = (scores.reshape(-1, 1) + lp).view(n, k * vocab).topk(k, dim=1)  # (alive, beam)
+        top_scores, top = top_of_sums(scores, lp)  # (alive, beam)
         beam_index = (rows + top // vocab).view(-1)  # (alive * beam,) rows of the previous step
         token = (top % vocab).view(-1)
         was_finished = finished[beam_index]

@@ -1,5 +1,5 @@
-"""What greedy and beam search share: the hypothesis they return, the length limit, EOS handling, and when to
-drop finished rows from the decoding batch."""
+"""What greedy and beam search share: the hypothesis they return, the length limit, EOS handling, beam search's
+choice of continuations, and when to drop finished rows from the decoding batch."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from tformer.nn import native
 
 
 @dataclass
@@ -45,6 +47,22 @@ def freeze_finished(log_probs: Tensor, finished: Tensor, eos_id: int) -> Tensor:
     frozen = log_probs.masked_fill(finished[:, None], float("-inf"))
     frozen[:, eos_id] = torch.where(finished, 0.0, log_probs[:, eos_id])
     return frozen
+
+
+def top_of_sums(scores: Tensor, log_probs: Tensor) -> tuple[Tensor, Tensor]:
+    """Beam search's choice for each of n sentences with k hypotheses: the k largest of scores[s, i] +
+    log_probs[s * k + i, v], largest first, with their flat indices i * vocab + v. scores: (n, k); log_probs:
+    (n * k, vocab). Returns values (n, k) and indices (n, k).
+
+    The native extension's one-pass kernel (``top_of_sums`` in decoder_step.cpp) when this process has loaded it,
+    as the C++ beam loop does; else ``torch.topk`` over the (n, k * vocab) sums. The same sums, so the same values
+    in the same order; equal sums may come in another order (the kernel puts the lower index first)."""
+    ops = native.loaded_ops()
+    on_cpu_float = all(t.device.type == "cpu" and t.dtype == torch.float32 for t in (scores, log_probs))
+    if ops is not None and on_cpu_float:
+        return ops.top_of_sums(scores, log_probs)  # type: ignore[attr-defined]
+    n, k = scores.shape
+    return (scores.reshape(-1, 1) + log_probs).view(n, -1).topk(k, dim=1)
 
 
 def should_prune(finished: int, rows: int) -> bool:

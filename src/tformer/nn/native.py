@@ -99,6 +99,11 @@ def native_ops() -> object | None:
     return ops
 
 
+def loaded_ops() -> object | None:
+    """The extension when this process has loaded it already, else None (never builds or loads it)."""
+    return native_ops() if native_ops.cache_info().currsize else None
+
+
 _background: dict[str, float] = {}  # "started": when this process started a background build; "checked": last look
 
 

@@ -5,18 +5,20 @@
 // The same computation as tformer.nn.stacks.Decoder with a KV cache and one new target position per sentence.
 // This file mirrors tformer/nn/native.py, which builds it on first use (falling back to Python without a
 // compiler), decides when it applies, and gathers each layer's tensors in the order of its LAYER_TENSORS, the
-// order `LayerTensor` below names; a change to one side goes to the other. It calls the same PyTorch kernels in
-// the same order as the Python modules (tformer/nn/layers.py, attention.py, feedforward.py, and linear.py's choice
-// of product form), so results are identical; what it removes is the Python interpreter's time between the
-// hundreds of operator calls of a step, which at batch 1 is about as long as the arithmetic itself. The search
-// loops mirror tformer/decoding/greedy.py and beam.py in the same way (tformer/decoding/native_search.py calls
-// them), so they pick the same tokens with the same log-probabilities.
+// order `LayerTensor` below names; a change to one side goes to the other. It calls the same kernels in the same
+// order as the Python modules (tformer/nn/layers.py, attention.py, feedforward.py, and linear.py's choice of
+// product form, whose "rows" form is this extension's row kernel, row_product.h), so results are identical; what
+// it removes is the Python interpreter's time between the hundreds of operator calls of a step, which at batch 1
+// is about as long as the arithmetic itself. The search loops mirror tformer/decoding/greedy.py and beam.py in the
+// same way (tformer/decoding/native_search.py calls them; both choose beams with top_of_sums below), so they pick
+// the same tokens with the same log-probabilities.
 #include <torch/extension.h>
 
 #include <ATen/core/dispatch/Dispatcher.h>
 #include "row_product.h"
 #include <torch/csrc/jit/api/object.h>
 
+#include <cmath>
 #include <limits>
 #include <string>
 #include <tuple>
@@ -332,6 +334,66 @@ void restrict_to_eos(Tensor& lp, const Tensor& finished, const Tensor& at_limit,
 
 }  // namespace
 
+// Beam search's choice, for each of the n sentences: the k largest of scores[s, i] + lp[s k + i, v] over its k
+// hypotheses i and the vocabulary v, largest first, with their flat indices i * vocab + v. The same sums, values
+// and order as (scores.reshape(-1, 1) + lp).view(n, k * vocab).topk(k) (equal sums: the lower index first; NaN
+// sums are never chosen), in one pass over lp without the (n, k * vocab) sums or a sort. scores: (n, k) float32;
+// lp: (n * k, vocab) float32. Returns values (n, k) and indices (n, k) int64.
+std::tuple<Tensor, Tensor> top_of_sums(const Tensor& scores, const Tensor& lp) {
+  TORCH_CHECK(scores.dim() == 2 && lp.dim() == 2 && scores.scalar_type() == at::kFloat &&
+                  lp.scalar_type() == at::kFloat && lp.size(0) == scores.numel(),
+              "top_of_sums: scores (n, k) and lp (n * k, vocab) float32 expected, got ", scores.sizes(), " ",
+              scores.scalar_type(), " and ", lp.sizes(), " ", lp.scalar_type());
+  const int64_t n = scores.size(0), k = scores.size(1), vocab = lp.size(1);
+  TORCH_CHECK(k * vocab >= k, "top_of_sums: fewer candidates than hypotheses");
+  const auto s = scores.contiguous(), l = lp.contiguous();
+  auto values = at::empty({n, k}, s.options());
+  auto indices = at::empty({n, k}, s.options().dtype(at::kLong));
+  const float* sp = s.data_ptr<float>();
+  const float* lpp = l.data_ptr<float>();
+  float* vp = values.data_ptr<float>();
+  int64_t* ip = indices.data_ptr<int64_t>();
+  at::parallel_for(0, n, 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t sentence = s0; sentence < s1; ++sentence) {
+      float* best = vp + sentence * k;  // sorted, largest first; the first `kept` are set
+      int64_t* where = ip + sentence * k;
+      int64_t kept = 0;
+      auto consider = [&](float sum, int64_t index) {
+        if (kept == k ? !(sum > best[k - 1]) : std::isnan(sum)) return;  // mostly: not among the best so far
+        int64_t at = kept < k ? kept++ : k - 1;  // the slot it takes, then moved up past smaller sums
+        while (at > 0 && sum > best[at - 1]) {
+          best[at] = best[at - 1];
+          where[at] = where[at - 1];
+          --at;
+        }
+        best[at] = sum;
+        where[at] = index;
+      };
+      for (int64_t i = 0; i < k; ++i) {
+        const float score = sp[sentence * k + i];
+        const float* row = lpp + (sentence * k + i) * vocab;
+        int64_t v = 0;
+        for (; v < vocab && kept < k; ++v) consider(score + row[v], i * vocab + v);
+#ifdef TFORMER_ROW_PRODUCT_AVX2
+        // 16 sums at a time; only a group with a sum above the k-th best so far is looked at one by one.
+        const __m256 score8 = _mm256_set1_ps(score);
+        for (; v + 16 <= vocab; v += 16) {
+          const __m256 threshold = _mm256_set1_ps(best[k - 1]);
+          const __m256 a = _mm256_add_ps(score8, _mm256_loadu_ps(row + v));
+          const __m256 b = _mm256_add_ps(score8, _mm256_loadu_ps(row + v + 8));
+          const __m256 above = _mm256_or_ps(_mm256_cmp_ps(a, threshold, _CMP_GT_OQ),
+                                            _mm256_cmp_ps(b, threshold, _CMP_GT_OQ));
+          if (_mm256_movemask_ps(above) == 0) continue;
+          for (int64_t j = v; j < v + 16; ++j) consider(score + row[j], i * vocab + j);
+        }
+#endif
+        for (; v < vocab; ++v) consider(score + row[v], i * vocab + v);
+      }
+    }
+  });
+  return {values, indices};
+}
+
 // Greedy search of `limits.size(0)` rows (tformer/decoding/greedy.py without dropping finished rows, which
 // changes no row's result): every row decodes until all have emitted EOS or reached their length limit
 // (`limits`, (rows,) int64; `steps` = max limit + 1). cross_keys/cross_values: per layer (rows, heads, src_len,
@@ -391,7 +453,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> beam_search(const SearchModel& m, con
       restrict_to_eos(lp, finished, at::zeros_like(finished), eos);
     }
     const int64_t vocab = lp.size(-1);
-    auto [top_scores, top] = (scores.reshape({-1, 1}) + lp).view({1, k * vocab}).topk(k, 1);  // (1, k)
+    auto [top_scores, top] = top_of_sums(scores, lp);  // (1, k)
     auto beam_index = top.div(vocab, "floor").view({-1});  // (k,) rows of the previous step
     auto token = top.remainder(vocab).view({-1});
     auto was_finished = finished.index_select(0, beam_index);
@@ -437,6 +499,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
            py::arg("table"), py::arg("final_weight").none(true), py::arg("final_bias").none(true),
            py::arg("final_eps"), py::arg("out_weight"), py::arg("out_bias"), py::arg("out_packed").none(true),
            py::arg("out_row_packed").none(true), py::arg("out_int8").none(true));
+  m.def("top_of_sums", &top_of_sums, "Beam search's top k of scores plus log-probabilities (see decoder_step.cpp)",
+        py::arg("scores"), py::arg("lp"));
   m.def("greedy_search", &greedy_search, "Greedy search with the loop in C++ (see decoder_step.cpp)", py::arg("model"),
         py::arg("cross_keys"), py::arg("cross_values"), py::arg("memory_mask"), py::arg("limits"), py::arg("bos"),
         py::arg("eos"), py::arg("steps"), py::arg("capacity"));
