@@ -22,8 +22,10 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-SHAPES = ((256, 8000), (256, 1024), (256, 768), (1024, 256), (256, 256))  # (in, out) of the bundled model's layers
-ROWS = (1, 4, 32, 128)
+# (in, out) of the translation models' layers: the 256-wide Multi30k model, the 384-wide everyday model
+SHAPES = ((256, 8000), (256, 1024), (256, 768), (1024, 256), (256, 256),
+          (384, 10000), (384, 1536), (384, 1152), (1536, 384), (384, 384))
+ROWS = (1, 4, 8, 32, 128)
 
 
 def median_us(run: Callable[[], object], calls: int, repeats: int = 5) -> float:
@@ -40,28 +42,48 @@ def median_us(run: Callable[[], object], calls: int, repeats: int = 5) -> float:
 
 
 def forms() -> None:
-    """Each product form on several copies of a weight used in turn, so that none stays in cache."""
-    from tformer.nn.linear import PackedWeight, fast_linear  # here: the other probes also run on older versions
+    """Each product form on several copies of a weight used in turn, so that none stays in cache: F.linear, the
+    form fast_linear picks without the row kernel, and with it (the native extension loaded)."""
+    from tformer.nn import linear  # here: the other probes also run on older versions
+    from tformer.nn.linear import PackedWeight, fast_linear
 
-    print("(in -> out)  rows: F.linear µs / tformer.nn.linear.fast_linear µs")
+    row_kernel = hasattr(linear, "row_layout")
+    if row_kernel:
+        from tformer.nn.native import native_ops
+
+        row_kernel = native_ops() is not None
+    print("(in -> out)  rows: F.linear µs / fast_linear µs without the row kernel"
+          + (" / with it (where it applies)" if row_kernel else ""))
     for in_features, out_features in SHAPES:
         copies = max(1, 8_000_000 // (in_features * out_features * 4) * 3)  # ~24 MB of weights in all
         weights = [torch.randn(out_features, in_features) for _ in range(copies)]  # made outside inference_mode
         caches = [PackedWeight() for _ in weights]
+        row_caches = [PackedWeight(linear.row_layout) for _ in weights] if row_kernel else None
         bias = torch.randn(out_features)
         cells = []
         with torch.inference_mode():
             for rows in ROWS:
                 x = torch.randn(rows, in_features)
-                plain = median_us(functools.partial(_each, F.linear, x, weights, bias, None), 10) / copies
+                plain = median_us(functools.partial(_each, F.linear, x, weights, bias), 10) / copies
                 ours = median_us(functools.partial(_each, fast_linear, x, weights, bias, caches), 10) / copies
-                cells.append(f"{rows}: {plain:.0f} / {ours:.0f}")
+                cell = f"{rows}: {plain:.0f} / {ours:.0f}"
+                if row_kernel and linear.product_form(x, in_features, out_features) == "rows":
+                    rows_us = median_us(functools.partial(_each, fast_linear, x, weights, bias, caches, row_caches),
+                                        10) / copies
+                    cell += f" / {rows_us:.0f}"
+                cells.append(cell)
         print(f"{in_features} -> {out_features}  " + "  ".join(cells), flush=True)
 
 
-def _each(product: Callable, x: torch.Tensor, weights: list, bias: torch.Tensor, caches: list | None) -> None:
+def _each(product: Callable, x: torch.Tensor, weights: list, bias: torch.Tensor, caches: list | None = None,
+          row_caches: list | None = None) -> None:
     for i, weight in enumerate(weights):
-        product(x, weight, bias) if caches is None else product(x, weight, bias, caches[i])
+        if caches is None:
+            product(x, weight, bias)
+        elif row_caches is None:
+            product(x, weight, bias, caches[i])
+        else:
+            product(x, weight, bias, caches[i], row_packed=row_caches[i])
 
 
 def openmp() -> None:
