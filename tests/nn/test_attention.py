@@ -110,3 +110,63 @@ def test_cross_attention_cache_computes_memory_projection_once():
 def test_heads_must_divide_d_model():
     with pytest.raises(ValueError, match="divisible"):
         MultiHeadAttention(24, 5)
+
+
+def native_ops_or_skip():
+    from tformer.nn import native
+
+    ops = native.native_ops()
+    if ops is None:
+        pytest.skip("native extension not built here")
+    return ops
+
+
+@pytest.mark.parametrize("batch,heads,keys,head_dim", [(1, 1, 1, 8), (4, 4, 13, 64), (2, 6, 40, 64), (3, 2, 7, 12)])
+def test_one_query_kernel_equals_the_reference(batch, heads, keys, head_dim):
+    ops = native_ops_or_skip()
+    torch.manual_seed(keys)
+    q = torch.randn(batch, heads, 1, head_dim)
+    cache = torch.randn(2, batch, heads, keys + 5, head_dim)  # keys and values inside a larger buffer, as cached
+    k, v = cache[0, :, :, :keys], cache[1, :, :, :keys]
+    mask = torch.rand(batch, 1, 1, keys) > 0.3
+    mask[0, ..., 0] = True
+    if batch > 1:
+        mask[1] = False  # a sentence with no key left: zeros, as the fused kernel gives
+    for m in (None, mask):
+        expected, _ = scaled_dot_product_attention(q, k, v, m, need_weights=True)
+        got = ops.decode_attention(q, k, v, m)
+        assert got.shape == (batch, heads, 1, head_dim) and torch.isfinite(got).all()
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    if batch > 1:
+        assert torch.equal(ops.decode_attention(q, k, v, mask)[1], torch.zeros(heads, 1, head_dim))
+
+
+def test_one_query_attention_takes_the_kernel_in_inference_only(monkeypatch):
+    from tformer.nn import attention, kernels
+
+    ops = native_ops_or_skip()
+    monkeypatch.setattr(kernels, "_ops", ops)
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 4, 1, 16), torch.randn(2, 4, 9, 16), torch.randn(2, 4, 9, 16)
+    with torch.inference_mode():
+        assert attention.one_query_kernel_applies(q, k, v, None)
+        out, _ = scaled_dot_product_attention(q, k, v, need_weights=False)
+        assert torch.equal(out, ops.decode_attention(q, k, v, None))
+        assert not attention.one_query_kernel_applies(torch.randn(2, 4, 3, 16), k, v, None)  # several queries
+        assert not attention.one_query_kernel_applies(q.double(), k.double(), v.double(), None)
+        batch = attention.ONE_QUERY_PAIRS + 1  # one head each: a large batch
+        wide_q, wide_kv = torch.randn(batch, 1, 1, 16), torch.randn(batch, 1, 9, 16)
+        assert not attention.one_query_kernel_applies(wide_q, wide_kv, wide_kv, None)
+    assert not attention.one_query_kernel_applies(q, k, v, None)  # gradients on: training keeps PyTorch's kernel
+    monkeypatch.setattr(kernels, "_ops", None)
+    with torch.inference_mode():
+        assert not attention.one_query_kernel_applies(q, k, v, None)
+
+
+def test_one_query_kernel_refuses_mismatched_inputs_with_their_shapes():
+    ops = native_ops_or_skip()
+    with pytest.raises(RuntimeError, match=r"do not match q \[2, 4, 1, 16\]"):
+        ops.decode_attention(torch.randn(2, 4, 1, 16), torch.randn(2, 3, 9, 16), torch.randn(2, 3, 9, 16), None)
+    with pytest.raises(RuntimeError, match="mask must be bool"):
+        ops.decode_attention(torch.randn(1, 1, 1, 8), torch.randn(1, 1, 2, 8), torch.randn(1, 1, 2, 8),
+                             torch.ones(1, 1, 1, 2))

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tformer.nn import linear, native
+from tformer.nn import kernels, native
 from tformer.nn.linear import (
     FUSED_ACTIVATIONS,
     Linear,
@@ -23,7 +23,7 @@ def row_kernel(request, monkeypatch):
     ops = native.native_ops() if request.param == "row kernel" else None
     if request.param == "row kernel" and ops is None:
         pytest.skip("native extension not built here")
-    monkeypatch.setattr(linear, "_row_kernel", ops)
+    monkeypatch.setattr(kernels, "_ops", ops)
     return ops is not None
 
 
@@ -64,13 +64,14 @@ def test_form_choice_follows_the_measured_rule(row_kernel):
     packed = "packed" if packed_products_available() else "plain"
     few = "rows" if row_kernel else packed
     with torch.inference_mode():
-        assert product_form(torch.randn(1, 256), 256, 768) == ("rows" if row_kernel else "weight_first")
-        assert product_form(torch.randn(1, 1, 1024), 1024, 256) == ("rows" if row_kernel else "weight_first")
+        assert product_form(torch.randn(1, 256), 256, 768) == "weight_first"
+        assert product_form(torch.randn(1, 1, 1024), 1024, 256) == "weight_first"  # narrowing too
         assert product_form(torch.randn(1, 256), 256, 8000) == packed  # vocabulary projection: packed at one row
         assert product_form(torch.randn(4, 256), 256, 8000) == packed
-        assert product_form(torch.randn(4, 256), 256, 768) == few
-        assert product_form(torch.randn(2, 4, 256), 256, 768) == few  # 8 rows
-        assert product_form(torch.randn(9, 256), 256, 768) == packed
+        assert product_form(torch.randn(4, 256), 256, 768) == few  # 2-4 rows, a weight under 2^18 values
+        assert product_form(torch.randn(1, 2, 256), 256, 256) == few
+        assert product_form(torch.randn(3, 256), 256, 1024) == packed  # 2^18 values: read from memory
+        assert product_form(torch.randn(5, 256), 256, 256) == packed
         assert product_form(torch.randn(32, 128, 384), 384, 1536) == packed
         assert product_form(torch.randn(4, 256, dtype=torch.float64), 256, 768) == "plain"
     assert product_form(torch.randn(4, 256), 256, 768) == "plain"  # gradients on: training never changes form

@@ -3,7 +3,7 @@ in Python meanwhile (so a fresh install's first `tformer translate` takes second
 
 import pytest
 
-from tformer.nn import linear, native
+from tformer.nn import kernels, native
 
 from tests.decoding.tiny import SENTENCES, tiny_translator
 
@@ -16,7 +16,7 @@ def fresh_install(monkeypatch):
     monkeypatch.setattr(native, "_already_built", lambda cpp_extension: False)
     monkeypatch.setattr(native.subprocess, "Popen", lambda args, **kwargs: started.append(args))
     native.native_ops.cache_clear()
-    monkeypatch.setattr(linear, "_row_kernel", None)  # nothing loaded: few rows take oneDNN's forms too
+    monkeypatch.setattr(kernels, "_ops", None)  # nothing loaded: the modules take PyTorch's kernels
     yield started
     native.native_ops.cache_clear()  # the next caller loads the real build again
 

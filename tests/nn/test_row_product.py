@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tformer.nn import linear, native
-from tformer.nn.linear import ROW_KERNEL_ROWS, Linear, product_form
+from tformer.nn import kernels, native
+from tformer.nn.linear import ROW_KERNEL_WEIGHTS, Linear, product_form, row_kernel_takes
 
 ops = native.native_ops()
 pytestmark = pytest.mark.skipif(ops is None, reason="native extension not built here")
@@ -18,7 +18,7 @@ def multiply(x, weight, bias):
 
 @pytest.mark.parametrize("shape", [(7, 33), (16, 16), (24, 40), (64, 80), (256, 256), (96, 17)])  # (in, out):
 # a partial last block, one block, several, groups of four blocks and a remainder
-@pytest.mark.parametrize("rows", range(1, ROW_KERNEL_ROWS + 1))
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 8, 13])  # groups of four rows and the rest
 @pytest.mark.parametrize("bias", [True, False])
 def test_equals_the_product_in_double_precision(shape, rows, bias):
     torch.manual_seed(rows)
@@ -34,12 +34,12 @@ def test_equals_the_product_in_double_precision(shape, rows, bias):
 def test_a_rows_result_does_not_depend_on_the_other_rows_of_the_batch():
     torch.manual_seed(0)
     weight, bias = torch.randn(72, 48), torch.randn(72)
-    x = torch.randn(ROW_KERNEL_ROWS, 48)
+    x = torch.randn(9, 48)
     together = multiply(x, weight, bias)
-    for r in range(ROW_KERNEL_ROWS):  # alone, and in groups of every size that starts with it
+    for r in range(9):  # alone, and in batches of every size that starts with it
         assert torch.equal(multiply(x[r:r + 1], weight, bias)[0], together[r])
         assert torch.equal(multiply(x[r:], weight, bias)[0], together[r])
-    order = torch.randperm(ROW_KERNEL_ROWS)
+    order = torch.randperm(9)
     assert torch.equal(multiply(x[order], weight, bias), together[order])
 
 
@@ -76,10 +76,10 @@ def test_inputs_that_do_not_fit_the_packed_weight_are_refused_with_their_shapes(
 
 
 def test_linear_takes_the_kernel_for_few_rows_and_remakes_its_copy_when_the_weight_changes(monkeypatch):
-    monkeypatch.setattr(linear, "_row_kernel", ops)
+    monkeypatch.setattr(kernels, "_ops", ops)
     torch.manual_seed(0)
     layer = Linear(32, 48)
-    x = torch.randn(5, 32)
+    x = torch.randn(3, 32)
     with torch.inference_mode():
         assert product_form(x, 32, 48) == "rows"
         assert torch.equal(layer(x), multiply(x, layer.weight, layer.bias))
@@ -93,9 +93,15 @@ def test_linear_takes_the_kernel_for_few_rows_and_remakes_its_copy_when_the_weig
         assert torch.equal(layer(x), multiply(x, layer.weight, layer.bias))
 
 
+def test_the_rule_takes_two_to_four_rows_by_weights_that_stay_in_cache():
+    assert row_kernel_takes(2, 256, 256) and row_kernel_takes(4, 256, 768)
+    assert not row_kernel_takes(1, 256, 256) and not row_kernel_takes(5, 256, 256)
+    assert not row_kernel_takes(4, 256, ROW_KERNEL_WEIGHTS // 256)
+
+
 def test_the_kernel_is_registered_when_the_extension_loads_and_not_taken_without_it(monkeypatch):
-    assert linear.row_kernel_available()  # native_ops() above registered it
-    monkeypatch.setattr(linear, "_row_kernel", None)
+    assert kernels.loaded() is ops  # native_ops() above registered it
+    monkeypatch.setattr(kernels, "_ops", None)
     with torch.inference_mode():
         assert product_form(torch.randn(4, 32), 32, 48) != "rows"
         layer = Linear(32, 48)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from tformer.nn import native
+from tformer.nn import kernels
 
 
 @dataclass
@@ -57,7 +57,7 @@ def top_of_sums(scores: Tensor, log_probs: Tensor) -> tuple[Tensor, Tensor]:
     The native extension's one-pass kernel (``top_of_sums`` in decoder_step.cpp) when this process has loaded it,
     as the C++ beam loop does; else ``torch.topk`` over the (n, k * vocab) sums. The same sums, so the same values
     in the same order; equal sums may come in another order (the kernel puts the lower index first)."""
-    ops = native.loaded_ops()
+    ops = kernels.loaded()
     on_cpu_float = all(t.device.type == "cpu" and t.dtype == torch.float32 for t in (scores, log_probs))
     if ops is not None and on_cpu_float:
         return ops.top_of_sums(scores, log_probs)  # type: ignore[attr-defined]

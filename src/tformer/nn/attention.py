@@ -13,7 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tformer.nn import kernels
 from tformer.nn.cache import AttentionCache
+from tformer.nn.fast import fast_paths_enabled
 from tformer.nn.linear import Linear
 from tformer.nn.masks import causal_mask, combine_masks
 from tformer.nn.outputs import AttentionOutput
@@ -38,6 +40,8 @@ def scaled_dot_product_attention(
     Returns:
         output (batch, heads, tgt_len, head_dim) and weights (batch, heads, tgt_len, src_len) or None.
     """
+    if not need_weights and dropout_p == 0.0 and one_query_kernel_applies(q, k, v, mask):
+        return kernels.loaded().decode_attention(q, k, v, mask), None  # type: ignore[union-attr]
     if not need_weights and (mask is None or fused_kernel_zeroes_masked_rows(q.device.type)):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p), None
     has_key = None
@@ -57,6 +61,24 @@ def scaled_dot_product_attention(
     if has_key is not None:
         output = output * has_key
     return output, None
+
+
+ONE_QUERY_PAIRS = 32  # decode_attention.h's kMostPairs
+
+
+def one_query_kernel_applies(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> bool:
+    """Whether the native extension's one-query attention (``csrc/decode_attention.h``, as the C++ decoding step
+    takes it) computes this call: one query position (a decoding step) of at most ``ONE_QUERY_PAIRS`` (sentence,
+    head) pairs, float32 on the CPU, inference (no gradients), the fast paths on and the extension loaded
+    (``tformer.nn.kernels``). Larger batches go faster through PyTorch's fused kernel (measured)."""
+    if q.size(-2) != 1 or torch.is_grad_enabled() or kernels.loaded() is None or not fast_paths_enabled():
+        return False
+    if q.dim() != 4 or q.size(0) * q.size(1) > ONE_QUERY_PAIRS:
+        return False
+    tensors = (q, k, v) if mask is None else (q, k, v, mask)
+    return (all(t.device.type == "cpu" for t in tensors) and q.dtype == k.dtype == v.dtype == torch.float32
+            and (mask is None or (mask.dtype == torch.bool and mask.dim() == 4)) and q.dim() == k.dim() == v.dim() == 4
+            and k.shape[:2] == q.shape[:2])
 
 
 @functools.cache

@@ -3,11 +3,12 @@
 ``nn.Linear`` keeps its weight W as (out_features, in_features) and computes x · Wᵀ through PyTorch's BLAS (MKL
 on x86). For inference on CPU three other forms give the same values faster:
 
-- "rows", a few input rows (at most ``ROW_KERNEL_ROWS``: a decoding step, one row per sentence or beam) of a layer
-  that is not a vocabulary projection: the C++ row kernel (``csrc/row_product.h``) with the weight packed once
-  into blocks of 16 output features (:class:`PackedWeight` with ``row_layout``); a pass over the weight with each
-  row's sums in registers, where oneDNN spends more time setting a product up than multiplying. Available once
-  ``tformer.nn.native`` has loaded its extension (it registers the kernel here, :func:`use_row_kernel`); until
+- "rows", 2 to 4 input rows (a decoding step of a few sentences or beams) by a weight of fewer than 2^18 values
+  (``row_kernel_takes``): the C++ row kernel (``csrc/row_product.h``) with the weight packed once into blocks of
+  16 output features (:class:`PackedWeight` with ``row_layout``); one pass over the weight with each row's sums in
+  registers, where oneDNN spends more time setting a product up than multiplying. Larger weights, which a decoding
+  step reads from memory rather than from a core's cache, stream faster through oneDNN (measured). Available once
+  ``tformer.nn.native`` has loaded its extension (it registers it in ``tformer.nn.kernels``); until
   then, and with ``TFORMER_NATIVE=0``, the forms below take these products. Each row's sums run in the same order
   whatever the other rows, so a sentence's result does not depend on its batch.
 - "weight_first", one input row (a decoding step of one sentence): (W · xᵀ)ᵀ with W's rows cut into one block per
@@ -40,32 +41,27 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tformer.nn import kernels
 from tformer.nn.fast import fast_paths_enabled
 
 WIDE_OUTPUT = 8  # one row: layers at least this many times wider out than in (vocabulary) are packed too
-ROW_KERNEL_ROWS = 8  # products of at most this many rows take the row kernel (decoder_step.cpp: kRowKernelRows)
+ROW_KERNEL_ROWS = (2, 4)  # the row kernel takes products of this many rows (fewest, most) ...
+ROW_KERNEL_WEIGHTS = 1 << 18  # ... by weights of fewer values than this (decoder_step.cpp: row_kernel_takes)
 FUSED_ACTIVATIONS = {"relu": ("relu", ""), "gelu": ("gelu", "none"), "gelu_tanh": ("gelu", "tanh")}  # oneDNN names
 
 
-_row_kernel: object | None = None  # tformer.nn.native's loaded extension (row_pack, row_product), or None
-
-
-def use_row_kernel(ops: object | None) -> None:
-    """Take (or, with None, stop taking) the row kernel of ``ops``, tformer.nn.native's loaded extension, for
-    products of few rows. tformer.nn.native calls this when it loads the extension."""
-    global _row_kernel
-    _row_kernel = ops if ops is not None and hasattr(ops, "row_product") else None
-
-
-def row_kernel_available() -> bool:
-    """Whether products of few rows take the row kernel (the native extension is loaded in this process)."""
-    return _row_kernel is not None
+def row_kernel_takes(rows: int, in_features: int, out_features: int) -> bool:
+    """Whether the row kernel takes a product of ``rows`` rows by an (out, in) weight, by the measured rule (see the
+    module docstring); decoder_step.cpp's ``row_kernel_takes`` is the same rule."""
+    fewest, most = ROW_KERNEL_ROWS
+    return fewest <= rows <= most and in_features * out_features < ROW_KERNEL_WEIGHTS
 
 
 def row_layout(weight: Tensor) -> Tensor:
     """The row kernel's copy of a float32 (out, in) weight: (ceil(out / 16), in, 16)."""
-    assert _row_kernel is not None, "the row kernel is not loaded"
-    return _row_kernel.row_pack(weight.detach().contiguous())  # type: ignore[attr-defined]
+    ops = kernels.loaded()
+    assert ops is not None, "the row kernel is not loaded"
+    return ops.row_pack(weight.detach().contiguous())  # type: ignore[attr-defined]
 
 
 def onednn_layout(weight: Tensor) -> Tensor:
@@ -115,22 +111,22 @@ def packable(weight: Tensor) -> bool:
 
 def row_packable(weight: Tensor) -> bool:
     """``packable`` for the row kernel's copy: float32, not made under inference mode, and the kernel loaded."""
-    return weight.dtype == torch.float32 and not weight.is_inference() and _row_kernel is not None
+    return weight.dtype == torch.float32 and not weight.is_inference() and kernels.loaded() is not None
 
 
 def product_form(x: Tensor, in_features: int, out_features: int, row_kernel: bool = True) -> str:
     """Which form computes ``x`` (..., in_features) times the weight fastest: "plain" (``F.linear``), "rows" (the
-    row kernel, at most ``ROW_KERNEL_ROWS`` rows, when loaded; not with ``row_kernel=False``), "weight_first" ((W ·
-    xᵀ)ᵀ by row blocks of W, one row) or "packed" (oneDNN, weight reordered once). Always "plain" with gradients
-    on (training) or with the fast paths turned off."""
+    row kernel where ``row_kernel_takes``, when loaded; not with ``row_kernel=False``), "weight_first" ((W · xᵀ)ᵀ
+    by row blocks of W, one row) or "packed" (oneDNN, weight reordered once). Always "plain" with gradients on
+    (training) or with the fast paths turned off."""
     if x.device.type != "cpu" or x.dtype != torch.float32 or torch.is_grad_enabled() or x.numel() == 0:
         return "plain"
     if not fast_paths_enabled():
         return "plain"
-    narrow = out_features < WIDE_OUTPUT * in_features  # not a vocabulary projection
-    if narrow and row_kernel and _row_kernel is not None and x.numel() <= ROW_KERNEL_ROWS * in_features:
+    if row_kernel and kernels.loaded() is not None and row_kernel_takes(x.numel() // in_features, in_features,
+                                                                    out_features):
         return "rows"
-    if x.numel() == in_features and narrow:
+    if x.numel() == in_features and out_features < WIDE_OUTPUT * in_features:
         return "weight_first"
     return "packed" if packed_products_available() else "plain"
 
@@ -152,9 +148,10 @@ def fast_linear(
     if form == "rows" and (row_packed is None or not row_packable(weight)):
         form = product_form(x, in_features, out_features, row_kernel=False)
     if form == "rows":
-        assert row_packed is not None and _row_kernel is not None
+        ops = kernels.loaded()
+        assert row_packed is not None and ops is not None
         rows = x.reshape(-1, in_features)
-        out = _row_kernel.row_product(rows, row_packed(weight), bias, out_features)  # type: ignore[attr-defined]
+        out = ops.row_product(rows, row_packed(weight), bias, out_features)  # type: ignore[attr-defined]
         out = out.view(*x.shape[:-1], out_features)
         return out if activation is None else activate(out, activation)
     if form == "packed" and (packed is None or not packable(weight)):

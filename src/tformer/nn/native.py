@@ -11,9 +11,10 @@ This file and ``csrc/decoder_step.cpp`` mirror each other: the tensors gathered 
 agree), and the C++ step repeats the Python modules' computation and ``tformer.nn.linear``'s choice of product form.
 A change to either side, or to the modules it repeats, goes to the other too.
 
-The extension also holds the row kernel (``csrc/row_product.h``), the product of a few rows that
-``tformer.nn.linear`` takes too once the extension is loaded (this module registers it there), so the step and the
-modules multiply alike. On CPUs with AVX2 and FMA it is compiled for them (a separate build, ``NAME``).
+The extension also holds kernels that the Python modules take too once it is loaded (this module registers it in
+``tformer.nn.kernels``): the row kernel of few-row products (``csrc/row_product.h``), one-query attention
+(``csrc/decode_attention.h``) and beam search's choice of continuations, so the step and the modules compute
+alike. On CPUs with AVX2 and FMA it is compiled for them (a separate build, ``NAME``).
 
 It is built with PyTorch's extension builder (a C++ compiler is required; about 30 s, once; the build is kept in
 PyTorch's extensions folder, ``TORCH_EXTENSIONS_DIR``). ``make install`` builds it ahead. Otherwise the first
@@ -42,11 +43,12 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from tformer.nn import kernels
 from tformer.nn.attention import fused_kernel_zeroes_masked_rows
 from tformer.nn.cache import KVCache
 from tformer.nn.fast import fast_paths_enabled
 from tformer.nn.layers import AddNorm, DecoderLayer, EncoderLayer
-from tformer.nn.linear import WIDE_OUTPUT, Linear, use_row_kernel
+from tformer.nn.linear import WIDE_OUTPUT, Linear
 from tformer.nn.quantized import Int8Linear
 
 ENV = "TFORMER_NATIVE"  # "0" turns the native step off
@@ -95,13 +97,8 @@ def native_ops() -> object | None:
             stacklevel=2,
         )
         return None
-    use_row_kernel(ops)  # from now on tformer.nn.linear multiplies few rows as the step does
+    kernels.use(ops)  # from now on the Python modules call the kernels the step calls
     return ops
-
-
-def loaded_ops() -> object | None:
-    """The extension when this process has loaded it already, else None (never builds or loads it)."""
-    return native_ops() if native_ops.cache_info().currsize else None
 
 
 _background: dict[str, float] = {}  # "started": when this process started a background build; "checked": last look

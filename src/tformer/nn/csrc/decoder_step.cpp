@@ -15,6 +15,7 @@
 #include <torch/extension.h>
 
 #include <ATen/core/dispatch/Dispatcher.h>
+#include "decode_attention.h"
 #include "row_product.h"
 #include <torch/csrc/jit/api/object.h>
 
@@ -81,22 +82,24 @@ Tensor int8_product(const Tensor& x, const c10::IValue& params, int64_t activati
   return activate(stack[0].toTensor(), activation);
 }
 
-// Products of at most this many rows by a layer less than `wide_output` times wider out than in take the row
-// kernel (row_product.h): tformer.nn.linear.ROW_KERNEL_ROWS.
-constexpr int64_t kRowKernelRows = 8;
+// Which products the row kernel (row_product.h) takes: 2 to 4 rows by a weight of fewer than 2^18 values (1 MB),
+// which stays in a core's cache from one decoding step to the next. Measured (benchmarks.probes forms): there it
+// beats oneDNN; weights read from memory stream faster through oneDNN, and one row goes by row blocks. The rule of
+// tformer.nn.linear.row_kernel_takes.
+bool row_kernel_takes(int64_t rows, int64_t in, int64_t out) { return rows >= 2 && rows <= 4 && in * out < (1 << 18); }
 
 // act(x (rows, in) times w (out, in), plus b): (rows, out); activation -1 none, 0 relu, 1 gelu, 2 gelu (tanh).
 // The form tformer.nn.linear.fast_linear picks, so that the results are the same: the plain product for a dtype
-// other than float32 (bfloat16 weights); up to kRowKernelRows rows of a layer less than `wide_output` times wider
-// out than in, by the row kernel with the weight packed once (`row_packed`), else for one row by row blocks (then
-// the activation); otherwise oneDNN with the weight reordered once (`packed`) and the activation fused; without a
+// other than float32 (bfloat16 weights); where row_kernel_takes, the row kernel with the weight packed once
+// (`row_packed`); one row of a layer less than `wide_output` times wider out than in, by row blocks (then the
+// activation); otherwise oneDNN with the weight reordered once (`packed`) and the activation fused; without a
 // packed copy, row blocks for one row, else the plain product.
 Tensor product(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& packed, const Tensor& row_packed,
                int64_t wide_output, int64_t activation = -1) {
   if (x.scalar_type() != at::kFloat) return activate(at::linear(x, w, b), activation);
   const int64_t rows = x.size(0), out = w.size(0);
   const bool narrow = out < wide_output * w.size(1);
-  if (narrow && rows <= kRowKernelRows && row_packed.defined())
+  if (row_packed.defined() && row_kernel_takes(rows, w.size(1), out))
     return activate(row_product::multiply(x, row_packed, b, out), activation);
   if (rows == 1 && narrow) return activate(one_row(x, w, b), activation);
   if (packed.defined()) {
@@ -116,6 +119,14 @@ Tensor product(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& 
 Tensor row_product_multiply(const Tensor& x, const Tensor& row_packed, const std::optional<Tensor>& bias,
                             int64_t out) {
   return row_product::multiply(x, row_packed, bias.value_or(Tensor()), out);
+}
+
+// Attention as tformer/nn/attention.py computes it without weights: one float32 query position of a few sentences
+// by the decode_attention kernel, anything else by PyTorch's fused kernel. q (batch, heads, queries, head_dim).
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const std::optional<Tensor>& mask = std::nullopt) {
+  if (q.size(2) == 1 && q.scalar_type() == at::kFloat && decode_attention::takes(q.size(0) * q.size(1)))
+    return decode_attention::attend(q, k, v, mask);
+  return at::scaled_dot_product_attention(q, k, v, mask);
 }
 
 // x + sublayer(x) then LayerNorm (post-norm), or x + sublayer(LayerNorm(x)) (pre-norm).
@@ -181,8 +192,7 @@ Tensor encoder_layers(Tensor x, const std::vector<Tensor>& tensors, const std::v
     const auto& t = prod;
     h = add_norm(h, t[kEncSelfNormWeight], t[kEncSelfNormBias], eps, norm_first, [&](const Tensor& in) {
       auto qkv = prod(in, kEncSelfQkvWeight).view({batch, length, 3 * heads, head_dim}).transpose(1, 2);
-      auto attended = at::scaled_dot_product_attention(qkv.narrow(1, 0, heads), qkv.narrow(1, heads, heads),
-                                                       qkv.narrow(1, 2 * heads, heads));
+      auto attended = attention(qkv.narrow(1, 0, heads), qkv.narrow(1, heads, heads), qkv.narrow(1, 2 * heads, heads));
       return prod(attended.transpose(1, 2).reshape({batch * length, d}), kEncSelfOutWeight);
     });
     h = add_norm(h, t[kEncFfnNormWeight], t[kEncFfnNormBias], eps, norm_first, [&](const Tensor& in) {
@@ -221,13 +231,13 @@ Tensor decoder_step(Tensor x, const std::vector<Tensor>& tensors, const std::vec
       self_keys[l].select(2, length).copy_(qkv.narrow(1, heads, heads).squeeze(2));
       self_values[l].select(2, length).copy_(qkv.narrow(1, 2 * heads, heads).squeeze(2));
       auto keys = self_keys[l].narrow(2, 0, length + 1), values = self_values[l].narrow(2, 0, length + 1);
-      auto attended = at::scaled_dot_product_attention(qkv.narrow(1, 0, heads), keys, values);
+      auto attended = attention(qkv.narrow(1, 0, heads), keys, values);
       return prod(attended.reshape({batch, d}), kSelfOutWeight);
     });
     // Encoder-decoder attention over the cached keys and values of the encoder's output.
     x = add_norm(x, t[kCrossNormWeight], t[kCrossNormBias], eps, norm_first, [&](const Tensor& h) {
       auto q = prod(h, kCrossQueryWeight).view({batch, heads, 1, head_dim});
-      auto attended = at::scaled_dot_product_attention(q, cross_keys[l], cross_values[l], memory_mask);
+      auto attended = attention(q, cross_keys[l], cross_values[l], memory_mask);
       return prod(attended.reshape({batch, d}), kCrossOutWeight);
     });
     // Position-wise feed-forward.
@@ -499,6 +509,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
            py::arg("table"), py::arg("final_weight").none(true), py::arg("final_bias").none(true),
            py::arg("final_eps"), py::arg("out_weight"), py::arg("out_bias"), py::arg("out_packed").none(true),
            py::arg("out_row_packed").none(true), py::arg("out_int8").none(true));
+  m.def("decode_attention", &decode_attention::attend, "Attention of one query position (see decode_attention.h)",
+        py::arg("q"), py::arg("k"), py::arg("v"), py::arg("mask").none(true));
   m.def("top_of_sums", &top_of_sums, "Beam search's top k of scores plus log-probabilities (see decoder_step.cpp)",
         py::arg("scores"), py::arg("lp"));
   m.def("greedy_search", &greedy_search, "Greedy search with the loop in C++ (see decoder_step.cpp)", py::arg("model"),
