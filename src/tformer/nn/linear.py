@@ -144,9 +144,7 @@ def fast_linear(
     caches of the weight's oneDNN and row-kernel copies. Without them, or for a weight made under
     ``torch.inference_mode``, the "rows" form gives way to the others and the "packed" one to the plain product."""
     out_features, in_features = weight.shape
-    form = product_form(x, in_features, out_features)
-    if form == "rows" and (row_packed is None or not row_packable(weight)):
-        form = product_form(x, in_features, out_features, row_kernel=False)
+    form = product_form(x, in_features, out_features, row_packed is not None and row_packable(weight))
     if form == "rows":
         ops = kernels.loaded()
         assert row_packed is not None and ops is not None

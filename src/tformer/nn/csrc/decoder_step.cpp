@@ -355,7 +355,7 @@ std::tuple<Tensor, Tensor> top_of_sums(const Tensor& scores, const Tensor& lp) {
               "top_of_sums: scores (n, k) and lp (n * k, vocab) float32 expected, got ", scores.sizes(), " ",
               scores.scalar_type(), " and ", lp.sizes(), " ", lp.scalar_type());
   const int64_t n = scores.size(0), k = scores.size(1), vocab = lp.size(1);
-  TORCH_CHECK(k * vocab >= k, "top_of_sums: fewer candidates than hypotheses");
+  TORCH_CHECK(vocab > 0, "top_of_sums: an empty vocabulary");
   const auto s = scores.contiguous(), l = lp.contiguous();
   auto values = at::empty({n, k}, s.options());
   auto indices = at::empty({n, k}, s.options().dtype(at::kLong));
