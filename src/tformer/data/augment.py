@@ -176,3 +176,83 @@ def number_pairs(count: int, seed: int) -> tuple[list[str], list[str]]:
     rng = random.Random(seed)
     pairs = [number_pair(rng) for _ in range(count)]
     return [de for de, _ in pairs], [en.replace("m..", "m.") for _, en in pairs]  # "at 3 p.m." ends the sentence
+
+
+# Numbers in combination and the forms the number-pair templates above left weak (stage 3 of issue 19): years,
+# dates with a year or a clock time, "it is ... o'clock", decimals with units, number words, two numbers at once.
+# {d}/{D} a date (German/English), {t}/{T} a clock time, {y} a year, {n}/{N} a number, {w}/{W} a number word.
+YEAR_FRAMES = (("Das Haus wurde {y} gebaut.", "The house was built in {y}."),
+               ("{y} habe ich mein Studium beendet.", "I finished my studies in {y}."),
+               ("Im Jahr {y} sind wir umgezogen.", "We moved in {y}."),
+               ("Mein Vater ist {y} geboren.", "My father was born in {y}."),
+               ("Seit {y} wohnt sie in dieser Stadt.", "She has lived in this town since {y}."),
+               ("Das Foto ist von {y}.", "The photo is from {y}."))
+DATE_YEAR_FRAMES = (("Er wurde am {d} {y} geboren.", "He was born on {D} {y}."),
+                    ("Der Vertrag endet am {d} {y}.", "The contract ends on {D} {y}."),
+                    ("Wir haben am {d} {y} geheiratet.", "We got married on {D} {y}."))
+DATE_TIME_FRAMES = (("Die Sitzung ist am {d} um {t}.", "The meeting is on {D} at {T}."),
+                    ("Am {d} um {t} fährt unser Bus.", "Our bus leaves on {D} at {T}."),
+                    ("Das Spiel findet am {d} um {t} statt.", "The match takes place on {D} at {T}."),
+                    ("Kannst du am {d} um {t} kommen?", "Can you come on {D} at {T}?"))
+NOW_FRAMES = (("Es ist schon {t}.", "It's already {T}."), ("Jetzt ist es {t}.", "It's {T} now."),
+              ("Es ist gleich {t}.", "It's almost {T}."), ("Wie spät ist es? Es ist {t}.", "What time is it? It's {T}."))
+DECIMAL_FRAMES = (("Der Tisch ist {n} Meter lang.", "The table is {N} metres long."),
+                  ("Draußen sind es {n} Grad.", "It's {N} degrees outside."),
+                  ("Die Temperatur liegt bei {n} Grad.", "The temperature is {N} degrees."),
+                  ("Das Kind wiegt {n} Kilo.", "The child weighs {N} kilos."),
+                  ("Die Strecke ist {n} Kilometer lang.", "The route is {N} kilometres long."),
+                  ("Der Preis ist um {n} Prozent gestiegen.", "The price has gone up by {N} percent."),
+                  ("Das Regal ist {n} Meter hoch.", "The shelf is {N} metres high."))
+WORD_FRAMES = (("Ich war {w} Tage krank.", "I was sick for {W} days."),
+               ("Sie wohnen seit {w} Jahren hier.", "They have lived here for {W} years."),
+               ("Wir haben {w} Stunden gewartet.", "We waited {W} hours."),
+               ("Er kauft {w} Flaschen Wasser.", "He's buying {W} bottles of water."),
+               ("Wir fahren für {w} Wochen nach Frankreich.", "We're going to France for {W} weeks."),
+               ("Mein Neffe ist {w} Monate alt.", "My nephew is {W} months old."))
+TWO_NUMBER_FRAMES = (("Wir waren {n} Erwachsene und {m} Kinder.", "There were {n} adults and {m} children."),
+                     ("Von {n} Gästen sind {m} gekommen.", "Of {n} guests, {m} came."),
+                     ("Ich habe {n} Seiten gelesen, {m} fehlen noch.", "I've read {n} pages, {m} are still to go."))
+
+
+def year(rng: random.Random) -> str:
+    """A year, mostly of the last hundred and thirty ones."""
+    return str(rng.randrange(1900, 2031) if rng.random() < 0.8 else rng.randrange(1000, 2100))
+
+
+def date_with_year(rng: random.Random) -> tuple[str, str, str]:
+    """(German date, English date, year) for "am 24. Dezember 1990" / "on December 24, 1990" or "24 December 1990"."""
+    de, en = date(rng)
+    return de, (en + "," if en[0].isalpha() else en), year(rng)
+
+
+def mixed_number_pair(rng: random.Random) -> tuple[str, str]:
+    """One German/English pair from the frames above, with random values."""
+    kind = rng.randrange(7)
+    if kind == 0:
+        (de_f, en_f), y = rng.choice(YEAR_FRAMES), year(rng)
+        return de_f.format(y=y), en_f.format(y=y)
+    if kind == 1:
+        (de_f, en_f), (de_d, en_d, y) = rng.choice(DATE_YEAR_FRAMES), date_with_year(rng)
+        return de_f.format(d=de_d, y=y), en_f.format(D=en_d, y=y)
+    if kind == 2:
+        (de_f, en_f), (de_d, en_d), (de_t, en_t) = rng.choice(DATE_TIME_FRAMES), date(rng), clock_time(rng)
+        return de_f.format(d=de_d, t=de_t), en_f.format(D=en_d, T=en_t)
+    if kind == 3:
+        (de_f, en_f), (de_t, en_t) = rng.choice(NOW_FRAMES), clock_time(rng)
+        return de_f.format(t=de_t), en_f.format(T=en_t)
+    if kind == 4:
+        (de_f, en_f), (de_n, en_n) = rng.choice(DECIMAL_FRAMES), random_decimal(rng)
+        return de_f.format(n=de_n), en_f.format(N=en_n)
+    if kind == 5:
+        (de_f, en_f) = rng.choice(WORD_FRAMES)
+        de_w, en_w = rng.choice(NUMBER_WORDS) if rng.random() < 0.7 else (str(random_integer(rng) or 2),) * 2
+        return de_f.format(w=de_w), en_f.format(W=en_w)
+    (de_f, en_f), n, m = rng.choice(TWO_NUMBER_FRAMES), random_integer(rng), random_integer(rng)
+    return de_f.format(n=n, m=m), en_f.format(n=n, m=m)
+
+
+def mixed_number_pairs(count: int, seed: int) -> tuple[list[str], list[str]]:
+    """``count`` seeded pairs of ``mixed_number_pair``."""
+    rng = random.Random(seed)
+    pairs = [mixed_number_pair(rng) for _ in range(count)]
+    return [de for de, _ in pairs], [en.replace("m..", "m.") for _, en in pairs]

@@ -1,7 +1,9 @@
 """Joint subword tokenizer for translation: BPE trained with the ``tokenizers`` library.
 
 Normalisation (documented, applied before encoding): Unicode NFKC, every run of whitespace becomes one space,
-leading/trailing whitespace is removed. ``decode(encode(s))`` reproduces ``normalize(s)`` for any text whose
+leading/trailing whitespace is removed. Words are split at spaces (Metaspace, "▁" marks a word start); with
+``split_digits`` every digit is also a token of its own ("1985" -> "▁", "1", "9", "8", "5"), so a translation model
+copies numbers digit by digit instead of through merged pieces such as "▁19" + "85". ``decode(encode(s))`` reproduces ``normalize(s)`` for any text whose
 characters were seen in training; unseen characters become ``<unk>``.
 """
 
@@ -22,8 +24,18 @@ SPECIAL_TOKENS = [PAD, BOS, EOS, UNK]  # ids 0, 1, 2, 3
 TOKENIZER_FILE = "tokenizer.json"
 
 
+DIGITS = "0123456789"
+
+
 def _normalizer() -> normalizers.Normalizer:
     return normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip()])
+
+
+def _pre_tokenizer(split_digits: bool) -> pre_tokenizers.PreTokenizer:
+    words = pre_tokenizers.Metaspace()
+    if not split_digits:
+        return words
+    return pre_tokenizers.Sequence([words, pre_tokenizers.Digits(individual_digits=True)])
 
 
 class BPETokenizer:
@@ -37,10 +49,11 @@ class BPETokenizer:
         self.pad_id, self.bos_id, self.eos_id, self.unk_id = ids
 
     @classmethod
-    def train(cls, texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2) -> BPETokenizer:
+    def train(cls, texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2,
+              split_digits: bool = False) -> BPETokenizer:
         tok = HFTokenizer(BPE(unk_token=UNK))
         tok.normalizer = _normalizer()
-        tok.pre_tokenizer = pre_tokenizers.Metaspace()
+        tok.pre_tokenizer = _pre_tokenizer(split_digits)
         tok.decoder = decoders.Metaspace()
         trainer = BpeTrainer(
             vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS, show_progress=False
@@ -61,6 +74,22 @@ class BPETokenizer:
     def save_pretrained(self, folder: str | Path) -> None:
         Path(folder).mkdir(parents=True, exist_ok=True)
         self._tok.save(str(Path(folder) / TOKENIZER_FILE))
+
+    @property
+    def splits_digits(self) -> bool:
+        """Whether every digit is a token of its own (see the module docstring)."""
+        return self.tokens("1234") == ["▁", "1", "2", "3", "4"]
+
+    def with_split_digits(self) -> BPETokenizer:
+        """The same vocabulary and ids, with digits split into single tokens from now on: a model trained with
+        this tokenizer's merged numbers ("▁19", "85") can be trained further on split ones. The merged number
+        pieces stay in the vocabulary, unused."""
+        missing = [t for t in [*DIGITS, "▁"] if self._tok.token_to_id(t) is None]
+        if missing:
+            raise ValueError(f"cannot split digits: the vocabulary lacks the tokens {' '.join(missing)}")
+        tok = HFTokenizer.from_str(self._tok.to_str())
+        tok.pre_tokenizer = _pre_tokenizer(True)
+        return BPETokenizer(tok)
 
     @property
     def vocab_size(self) -> int:

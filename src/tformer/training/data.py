@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from tformer.data.augment import number_pairs, substitute_places
+from tformer.data.augment import mixed_number_pairs, number_pairs, substitute_places
 from tformer.data.corpus import ParallelCorpus, multi30k, tatoeba
-from tformer.data.names import substitute_names
+from tformer.data.names import substitute_names, substitute_wordlike_names
 from tformer.evaluation.names import UNSEEN_COPIED_PLACES, UNSEEN_NAMES
 from tformer.training.recipe import DataConfig
 
@@ -32,10 +32,13 @@ class Batch:
 def training_corpus(cfg: DataConfig, seed: int) -> ParallelCorpus:
     """Multi30k train (repeated ``multi30k_upsample`` times), a seeded sample of Tatoeba train,
     ``name_substitutions`` Tatoeba pairs whose shared name is replaced by a made-up one, ``place_substitutions``
-    pairs with another place and ``number_pairs`` template pairs with numbers (in this order)."""
+    pairs with another place, ``number_pairs`` template pairs with numbers, ``wordlike_name_substitutions`` pairs
+    with a name that begins like a German word and ``mixed_number_pairs`` pairs from the second number templates
+    (in this order: a recipe without the last two gets the corpus it always got)."""
     m30k = multi30k("train", cfg.root or None)
     src, tgt = m30k.src * cfg.multi30k_upsample, m30k.tgt * cfg.multi30k_upsample
-    if cfg.tatoeba_max_pairs or cfg.name_substitutions or cfg.place_substitutions:
+    tat = None
+    if cfg.tatoeba_max_pairs or cfg.name_substitutions or cfg.place_substitutions or cfg.wordlike_name_substitutions:
         tat = tatoeba("train", cfg.root or None)
         ids = tatoeba_sample(len(tat), cfg.tatoeba_max_pairs, seed)
         new_src, new_tgt = substitute_names(tat.src, tat.tgt, cfg.substituted_names, cfg.name_substitutions, seed,
@@ -46,6 +49,12 @@ def training_corpus(cfg: DataConfig, seed: int) -> ParallelCorpus:
                                              max(cfg.name_vowel_share, 0.3), EVALUATION_WORDS)
         src, tgt = src + new_src, tgt + new_tgt
     new_src, new_tgt = number_pairs(cfg.number_pairs, seed)
+    src, tgt = src + new_src, tgt + new_tgt
+    if tat is not None and cfg.wordlike_name_substitutions:
+        new_src, new_tgt = substitute_wordlike_names(tat.src, tat.tgt, cfg.substituted_names,
+                                                     cfg.wordlike_name_substitutions, seed + 1, EVALUATION_WORDS)
+        src, tgt = src + new_src, tgt + new_tgt
+    new_src, new_tgt = mixed_number_pairs(cfg.mixed_number_pairs, seed)
     return ParallelCorpus(src + new_src, tgt + new_tgt, "train")
 
 

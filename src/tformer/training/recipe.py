@@ -29,12 +29,15 @@ class DataConfig(JsonConfig):
     name_vowel_share: float = 0.0  # share of made-up names that start with a vowel (0 = the original generator)
     place_substitutions: int = 0  # extra Tatoeba pairs with a city replaced by another place (see data/augment)
     number_pairs: int = 0  # extra template pairs with prices, decimals, counts, times and dates (see data/augment)
+    wordlike_name_substitutions: int = 0  # extra pairs with a name that begins like a German word (see data/names)
+    mixed_number_pairs: int = 0  # extra pairs with years, dates with years or times, decimals, number words
 
     def __post_init__(self) -> None:
         require_positive(self, "multi30k_upsample", "max_tokens_per_sentence")
         require_probability(self, "name_vowel_share")
         self.substituted_names = tuple(self.substituted_names)
-        for name in ("name_substitutions", "place_substitutions", "number_pairs"):
+        for name in ("name_substitutions", "place_substitutions", "number_pairs", "wordlike_name_substitutions",
+                     "mixed_number_pairs"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
 
@@ -43,6 +46,8 @@ class DataConfig(JsonConfig):
 class TokenizerConfig(JsonConfig):
     vocab_size: int = 8000
     min_frequency: int = 2
+    # every digit a token of its own; with train.init_from, the starting model's BPE is switched to split digits
+    split_digits: bool = False
 
     def __post_init__(self) -> None:
         require_positive(self, "vocab_size", "min_frequency")

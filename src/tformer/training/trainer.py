@@ -133,13 +133,20 @@ class Trainer:
         if self.dist.is_main and resume:
             self._repair_tokenizer()
         if self.dist.is_main and not (self.out / "tokenizer.json").is_file():
+            spec = self.recipe.tokenizer
             if self.cfg.init_from:  # continue with the BPE of the model we start from
                 tok = BPETokenizer.from_pretrained(self.cfg.init_from)
+                if spec.split_digits and not tok.splits_digits:
+                    try:
+                        tok = tok.with_split_digits()
+                    except ValueError as err:
+                        raise ConfigError(f"tokenizer.split_digits with {self.cfg.init_from}: {err}") from None
+                    log(f"digits split into single tokens from now on (the BPE of {self.cfg.init_from} merged them)")
             else:
                 corpus = self.corpus
-                log(f"training BPE (vocab {self.recipe.tokenizer.vocab_size}) on {len(corpus)} pairs")
-                tok = BPETokenizer.train(corpus.src + corpus.tgt, self.recipe.tokenizer.vocab_size,
-                                         self.recipe.tokenizer.min_frequency)
+                log(f"training BPE (vocab {spec.vocab_size}) on {len(corpus)} pairs")
+                tok = BPETokenizer.train(corpus.src + corpus.tgt, spec.vocab_size, spec.min_frequency,
+                                         spec.split_digits)
             build = ckpt.staging_dir(self.out / "tokenizer")
             try:
                 tok.save_pretrained(build)  # then one rename puts the whole file in place
