@@ -1,7 +1,15 @@
 import random
 import re
 
-from tformer.data.names import HELD_OUT_NAMES, pseudo_name, shared_name_pairs, substitute_names
+from tformer.data.names import (
+    HELD_OUT_NAMES,
+    german_stems,
+    pseudo_name,
+    shared_name_pairs,
+    substitute_names,
+    substitute_wordlike_names,
+    wordlike_name,
+)
 
 
 def test_pseudo_names_are_capitalised_letters_reproducible_and_never_held_out():
@@ -32,3 +40,24 @@ def test_substitution_replaces_the_name_on_both_sides_with_the_same_made_up_name
     assert substitute_names(src, tgt, ("Tom",), 50, seed=3) == (new_src, new_tgt)  # seeded
     assert substitute_names(src, tgt, ("Tom",), 50, seed=4) != (new_src, new_tgt)
     assert substitute_names(src, tgt, ("Anna",), 5, seed=3) == ([], [])
+
+
+def test_german_stems_are_the_most_frequent_short_words_in_a_fixed_order():
+    sentences = ["Das Haus ist am Meer.", "Das Meer ist blau.", "Ein Haus, ein Meer, ein Wunderbares Haus."]
+    assert german_stems(sentences, count=4) == ("ein", "haus", "meer", "das")  # ties alphabetically
+    assert "wunderbares" not in german_stems(sentences)  # longer than 6 letters
+
+
+def test_wordlike_names_contain_a_german_word_and_are_never_held_out_or_avoided():
+    stems = ("meer", "haus", "teig", "weil")
+    avoid = {"Meera", "Hausa"}
+    rng = random.Random(2)
+    names = [wordlike_name(rng, stems, avoid) for _ in range(4000)]
+    assert all(re.fullmatch(r"[A-Z][a-z]{3,}", n) for n in names)
+    assert all(any(s in n.lower() for s in stems) for n in names)
+    assert sum(n.lower().startswith(stems) for n in names) > 1500  # the word at the start ...
+    assert sum(n.lower().endswith(stems) for n in names) > 1000  # ... and at the end ("Zhiweil")
+    assert not set(names) & (HELD_OUT_NAMES | avoid)
+    new_src, new_tgt = substitute_wordlike_names(["Tom ist am Meer."] * 3, ["Tom is at the sea."] * 3, ("Tom",), 20,
+                                                 seed=1)
+    assert len(new_src) == 20 and all(s.split()[0] == t.split()[0] != "Tom" for s, t in zip(new_src, new_tgt))

@@ -34,7 +34,8 @@ def test_every_first_stage_fits_the_bundle_and_the_stages_fit_the_time():
         assert 0 < recipe.train.max_minutes <= 150
         assert recipe.data.tatoeba_max_pairs == -1 and recipe.data.name_vowel_share > 0
         assert recipe.data.place_substitutions > 0 and recipe.data.number_pairs > 0
-    assert sum(Recipe.from_file(p).train.max_minutes for p in FIRST_STAGES[:1] + LATER_STAGES) <= 300
+    # the stages the everyday model was trained in: from scratch, then every later stage (the card lists them)
+    assert sum(Recipe.from_file(p).train.max_minutes for p in FIRST_STAGES[1:] + LATER_STAGES) <= 300
 
 
 def test_each_stage_starts_from_a_committed_folder():

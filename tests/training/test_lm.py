@@ -108,6 +108,43 @@ def test_resume_continues_exactly(text_root, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_weight_average_follows_its_formula_and_resumes_exactly(text_root, tmp_path):
+    from tformer.training.lm import EMA_FILE
+
+    whole = tmp_path / "whole"
+    trainer = LMTrainer(recipe(text_root, ema_decay=0.5), whole, progress=False)
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer._update(*trainer.batch(0))  # step 0: decay min(0.5, 1/10) = 0.1
+    for (name, p), average in zip(trainer.model.named_parameters(), trainer.ema.average):
+        torch.testing.assert_close(average, 0.1 * before[name] + 0.9 * p.detach(), rtol=1e-6, atol=1e-7)
+    trainer.ema.average = [a + 1.0 for a in trainer.ema.average]
+    with trainer.evaluated_weights():  # the average is what gets evaluated and kept ...
+        assert all(torch.equal(p, a) for p, a in zip(trainer.model.parameters(), trainer.ema.average))
+    assert not any(torch.equal(p, a) for p, a in zip(trainer.model.parameters(), trainer.ema.average))  # ... briefly
+    trainer.lock.release()
+    shutil.rmtree(whole)
+    LMTrainer(recipe(text_root, ema_decay=0.5), whole, progress=False).train()
+    resumed = tmp_path / "resumed"
+    shutil.copytree(whole, resumed)
+    for name in ("best", "final", "checkpoints/step-00000006"):
+        shutil.rmtree(resumed / name)
+    LMTrainer(recipe(text_root, ema_decay=0.5), resumed, resume=True, progress=False).train()
+    for name in ("model.safetensors", EMA_FILE):
+        a = load_file(str(whole / "checkpoints" / "step-00000006" / name))
+        b = load_file(str(resumed / "checkpoints" / "step-00000006" / name))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    rows = [json.loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines()]
+    best_step = min((r for r in rows if r["kind"] == "eval"), key=lambda r: r["val_loss"])["step"]
+    best = load_file(str(whole / "best" / "model.safetensors"))  # best/ holds the average, not the trained weights
+    average = load_file(str(whole / "checkpoints" / f"step-{best_step:08d}" / EMA_FILE))
+    trained = load_file(str(whole / "checkpoints" / f"step-{best_step:08d}" / "model.safetensors"))
+    shared = set(best) & set(average)
+    assert len(shared) >= len(best) - 1 and all(torch.equal(best[k], average[k]) for k in shared)
+    assert not all(torch.equal(best[k], trained[k]) for k in shared)
+    with pytest.raises(ConfigError, match="ema_decay"):
+        recipe(text_root, ema_decay=1.0)
+
+
 def test_a_tiny_model_learns_the_text(text_root, tmp_path):
     out = tmp_path / "learn"
     final = LMTrainer(recipe(text_root, max_steps=80, eval_every=40), out, progress=False).train()

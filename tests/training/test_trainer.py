@@ -104,3 +104,23 @@ def test_init_from_starts_from_the_given_model_and_keeps_its_tokenizer(tmp_path,
     recipe.model = {"d_model": 32}
     with pytest.raises(ConfigError, match="d_model"):
         Trainer(recipe, tmp_path / "c", progress=False)
+    recipe.model = {"d_model": 24}
+    recipe.tokenizer.split_digits = True  # the 300 sliced pairs hold only the digits 0 and 3
+    with pytest.raises(ConfigError, match="split_digits .* lacks the tokens 1 2 4 5 6 7 8 9"):
+        Trainer(recipe, tmp_path / "d", progress=False)
+
+
+def test_init_from_with_split_digits_keeps_the_ids_and_splits_numbers_from_then_on(tmp_path, small_data_root):
+    from tformer.text.bpe import BPETokenizer
+
+    first = Trainer(tiny_recipe(small_data_root, max_steps=2), tmp_path / "a", progress=False).train()
+    digits = BPETokenizer.train([f"Es sind {n} Hunde." for n in range(100, 400)], vocab_size=300, min_frequency=1)
+    assert not digits.splits_digits
+    digits.save_pretrained(first)  # a starting model whose BPE merged digits ("▁1", "23")
+    (first / "checksums.json").unlink()
+    recipe = tiny_recipe(small_data_root, max_steps=2, init_from=str(first))
+    recipe.tokenizer.split_digits = True
+    second = Trainer(recipe, tmp_path / "b", progress=False)
+    assert second.tokenizer.splits_digits and second.tokenizer.vocab_size == digits.vocab_size
+    assert second.tokenizer.encode("Es sind Hunde.") == digits.encode("Es sind Hunde.")
+    assert BPETokenizer.from_pretrained(tmp_path / "b").tokens("Es sind 123 Hunde.")[2:6] == ["▁", "1", "2", "3"]

@@ -195,7 +195,8 @@ DATE_TIME_FRAMES = (("Die Sitzung ist am {d} um {t}.", "The meeting is on {D} at
                     ("Das Spiel findet am {d} um {t} statt.", "The match takes place on {D} at {T}."),
                     ("Kannst du am {d} um {t} kommen?", "Can you come on {D} at {T}?"))
 NOW_FRAMES = (("Es ist schon {t}.", "It's already {T}."), ("Jetzt ist es {t}.", "It's {T} now."),
-              ("Es ist gleich {t}.", "It's almost {T}."), ("Wie spät ist es? Es ist {t}.", "What time is it? It's {T}."))
+              ("Es ist gleich {t}.", "It's almost {T}."),
+              ("Wie spät ist es? Es ist {t}.", "What time is it? It's {T}."))
 DECIMAL_FRAMES = (("Der Tisch ist {n} Meter lang.", "The table is {N} metres long."),
                   ("Draußen sind es {n} Grad.", "It's {N} degrees outside."),
                   ("Die Temperatur liegt bei {n} Grad.", "The temperature is {N} degrees."),

@@ -9,18 +9,19 @@ windows, every character scored once).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from tformer.devices import cpu_has_bf16
@@ -71,6 +72,9 @@ class LMTrainConfig(JsonConfig):
     eval_every: int = 200  # updates between validation (and checkpoints)
     eval_windows: int = 0  # validation windows scored (0 = the whole validation text)
     keep_last: int = 3
+    # exponential moving average of the weights (0 = off): evaluation, best/ and final/ use the average, updated
+    # after every update as avg += (1 - d) (w - avg) with d = min(ema_decay, (1 + step) / (10 + step))
+    ema_decay: float = 0.0
     bf16: bool = True  # bf16 autocast where the CPU has bfloat16 instructions (else float32, said in the log)
     threads: int = 0  # torch threads; 0 = torch's default
     init_from: str = ""  # a model folder (config, weights, tokenizer) to continue from
@@ -78,6 +82,8 @@ class LMTrainConfig(JsonConfig):
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # type: ignore[assignment]
         require_positive(self, "batch_size", "warmup_steps", "eval_every", "keep_last")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"ema_decay must be in [0, 1) (0 = off), got {self.ema_decay!r}")
         if not self.peak_lr > 0 or not 0 <= self.min_lr_ratio <= 1:
             raise ConfigError(f"need peak_lr > 0 and min_lr_ratio in [0, 1], got {self.peak_lr!r}, "
                               f"{self.min_lr_ratio!r}")
@@ -145,6 +151,7 @@ class LMTrainer:
         self.train_ids, self.val_ids = self._split(text)
         self.optimizer = torch.optim.AdamW(param_groups(self.model, self.cfg.weight_decay), lr=self.cfg.peak_lr,
                                            betas=self.cfg.betas)
+        self.ema = WeightAverage(self.model, self.cfg.ema_decay) if self.cfg.ema_decay else None
         self.state = LMTrainerState()
         if resume:
             self._resume()
@@ -267,6 +274,8 @@ class LMTrainer:
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_norm)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.state.step)
         return float(loss.detach())
 
     def _log_train(self, loss: float, lr: float, bar: tqdm) -> None:
@@ -290,7 +299,8 @@ class LMTrainer:
 
     def _evaluate_and_save(self) -> None:
         st = self.state
-        val_loss = self.validation_loss()
+        with self.evaluated_weights():
+            val_loss = self.validation_loss()
         improved = val_loss < st.best_loss
         st.best_loss = min(st.best_loss, val_loss)
         self.metrics.append({"kind": "eval", "step": st.step, "val_loss": val_loss, "seconds": st.seconds})
@@ -299,17 +309,30 @@ class LMTrainer:
         name = f"step-{st.step:08d}"
         st.checkpoints = ([c for c in st.checkpoints if c != name] + [name])[-self.cfg.keep_last :]
         if improved:
-            self.save_model(self.out / "best")
+            with self.evaluated_weights():
+                self.save_model(self.out / "best")
         final = self.out / "checkpoints" / name
         with ckpt.staged_folder(final) as build:
-            self.model.save_pretrained(build)
+            self.model.save_pretrained(build)  # the trained weights themselves: resuming continues from them
             self.tokenizer.save_pretrained(build)
+            if self.ema is not None:
+                save_file(self.ema.state_dict(), str(build / EMA_FILE))
             ckpt.save_training_state(build, st.__dict__, self.optimizer.state_dict(), {}, [torch.get_rng_state()])
         for old in final.parent.glob("step-*"):
             if old.name not in st.checkpoints:
                 shutil.rmtree(old, ignore_errors=True)
         for callback in self.callbacks:
             callback(self.metrics.path)
+
+    @contextlib.contextmanager
+    def evaluated_weights(self) -> Iterator[None]:
+        """Within the block the model holds the weights that are evaluated and kept: the moving average when
+        ``ema_decay`` is set (the trained weights come back afterwards), else the trained weights."""
+        if self.ema is None:
+            yield
+            return
+        with self.ema.swapped_in():
+            yield
 
     def save_model(self, folder: Path) -> None:
         with ckpt.staged_folder(folder) as build:
@@ -328,6 +351,10 @@ class LMTrainer:
                 log(f"skipping checkpoint {path.name}: {reason}; falling back to the previous one")
                 continue
             self.model.load_weights(weights, str(path))
+            if self.ema is not None:
+                if not (path / EMA_FILE).is_file():
+                    raise TrainingError(f"{path} has no {EMA_FILE}: it was written without train.ema_decay")
+                self.ema.load_state_dict(load_file(str(path / EMA_FILE)))
             self.optimizer.load_state_dict(state["optimizer"])
             torch.set_rng_state(state["rng"]["torch_cpu_rank0"])
             self.state = LMTrainerState(**state["trainer"])
@@ -354,6 +381,48 @@ class LMTrainer:
             f"updates, {self.state.seconds / 60:.1f} min)")
         self.lock.release()
         return final
+
+
+EMA_FILE = "ema.safetensors"
+
+
+class WeightAverage:
+    """An exponential moving average of a model's floating-point parameters (float32 copies)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.names = [n for n, p in model.named_parameters() if p.is_floating_point()]
+        self.params = [p for n, p in model.named_parameters() if p.is_floating_point()]
+        self.average = [p.detach().float().clone() for p in self.params]
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        """Move the average towards the current weights after update ``step`` (0-based): a shorter memory at
+        first, so the random initial weights fade out quickly."""
+        decay = min(self.decay, (1 + step) / (10 + step))
+        torch._foreach_lerp_(self.average, [p.detach().float() for p in self.params], 1 - decay)
+
+    @contextlib.contextmanager
+    def swapped_in(self) -> Iterator[None]:
+        trained = [p.detach().clone() for p in self.params]
+        with torch.no_grad():
+            for p, a in zip(self.params, self.average):
+                p.copy_(a)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, t in zip(self.params, trained):
+                    p.copy_(t)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {n: a.contiguous() for n, a in zip(self.names, self.average)}
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor]) -> None:
+        missing = sorted(set(self.names) - set(tensors))
+        if missing:
+            raise TrainingError(f"the weight average lacks {', '.join(missing[:3])}")
+        self.average = [tensors[n].float().clone() for n in self.names]
 
 
 @torch.no_grad()
