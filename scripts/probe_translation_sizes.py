@@ -1,6 +1,6 @@
 """How long does one training update take for a few translation model sizes, on a recipe's real data?
 
-    flock /tmp/tformer-heavy.lock python scripts/probe_translation_sizes.py recipes/everyday_stage1.toml \
+    flock /tmp/tformer-heavy.lock python scripts/probe_translation_sizes.py recipes/everyday_stage1_scratch.toml \
         --updates 8 --sizes 256x4x3x1024,320x6x4x1280,384x4x3x1536
 
 Builds the recipe's training corpus, counts its target tokens per epoch (with the bundled model's tokenizer as a

@@ -52,7 +52,7 @@ def test_recipe_needs_an_end_and_known_tables(text_root):
         LMRecipe.from_dict({"tokenizer": {}})
 
 
-@pytest.mark.parametrize("name", ["shakespeare_char.toml", "shakespeare_char_60.toml"])
+@pytest.mark.parametrize("name", ["shakespeare_char.toml", "shakespeare_char_60.toml", "shakespeare_char_60_ema.toml"])
 def test_bundled_recipe_parses(name):
     r = LMRecipe.from_file(REPO / "recipes" / name)
     assert r.data.corpus == "tinyshakespeare/input.txt" and r.data.validation_fraction == 0.1
