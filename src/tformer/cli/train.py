@@ -14,16 +14,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help=HELP, description=HELP + " Checkpoints, metrics.jsonl, curves.png and the "
                        "final model folder (OUT/final) are written under --out. A recipe with train.init_from "
                        "continues from a model folder instead of random weights: the bundled model is "
-                       "recipes/multi30k_de_en.toml (to runs/multi30k-de-en), then "
-                       "recipes/multi30k_de_en_names.toml (to runs/multi30k-de-en-names).")
+                       "recipes/everyday_stage1_scratch.toml (to runs/everyday-stage1, bundled into "
+                       "models/multi30k-de-en-next), then recipes/everyday_stage2.toml and "
+                       "recipes/everyday_stage3.toml, each continuing the previous stage's folder "
+                       "(docs/translation.md).")
     p.add_argument("--config", required=True, help="recipe file, e.g. recipes/multi30k_de_en.toml")
     p.add_argument("--out", default="runs/multi30k-de-en", help="output folder (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue from the newest valid checkpoint in --out")
     p.add_argument("--data", help="corpora folder (default: $TFORMER_DATA or ../shared/data)")
     p.add_argument("--max-steps", type=positive_int, help="override the recipe's train.max_steps")
     p.add_argument("--init-from", metavar="DIR", help="start from this model folder (config.json, model.safetensors, "
-                   "tokenizer.json), overriding the recipe's train.init_from: stage 2 of the bundled model from a "
-                   "stage 1 run kept elsewhere")
+                   "tokenizer.json), overriding the recipe's train.init_from: a later stage of the bundled model "
+                   "from an earlier stage kept elsewhere")
     p.add_argument("--skip-nonfinite", action="store_true", help="skip an update whose loss is NaN/inf instead of "
                    "stopping (the default stops, keeping the last good checkpoint)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
