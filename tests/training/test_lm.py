@@ -95,24 +95,34 @@ def test_split_is_the_first_ninety_percent(text_root, tmp_path):
     trainer.lock.release()
 
 
-def test_resume_continues_exactly(text_root, tmp_path):
-    whole = tmp_path / "whole"
-    LMTrainer(recipe(text_root), whole, progress=False).train()
-    resumed = tmp_path / "resumed"
+def train_then_resume(text_root, tmp_path, **train) -> tuple[Path, Path]:
+    """A whole 6-update run, and a copy of it cut back to update 3's checkpoint (as if killed right after it) and
+    resumed; returns both folders."""
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    LMTrainer(recipe(text_root, **train), whole, progress=False).train()
     shutil.copytree(whole, resumed)
-    for name in ("best", "final", "checkpoints/step-00000006"):  # as if killed right after update 3's checkpoint
+    for name in ("best", "final", "checkpoints/step-00000006"):
         shutil.rmtree(resumed / name)
-    LMTrainer(recipe(text_root), resumed, resume=True, progress=False).train()
-    a = load_file(str(whole / "checkpoints" / "step-00000006" / "model.safetensors"))
-    b = load_file(str(resumed / "checkpoints" / "step-00000006" / "model.safetensors"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    LMTrainer(recipe(text_root, **train), resumed, resume=True, progress=False).train()
+    return whole, resumed
+
+
+def assert_same_files(a: Path, b: Path, *names: str) -> None:
+    for name in names:
+        x, y = load_file(str(a / name)), load_file(str(b / name))
+        assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x), name
+
+
+def test_resume_continues_exactly(text_root, tmp_path):
+    whole, resumed = train_then_resume(text_root, tmp_path)
+    step = "checkpoints/step-00000006"
+    assert_same_files(whole / step, resumed / step, "model.safetensors")
 
 
 def test_weight_average_follows_its_formula_and_resumes_exactly(text_root, tmp_path):
     from tformer.training.lm import EMA_FILE
 
-    whole = tmp_path / "whole"
-    trainer = LMTrainer(recipe(text_root, ema_decay=0.5), whole, progress=False)
+    trainer = LMTrainer(recipe(text_root, ema_decay=0.5), tmp_path / "formula", progress=False)
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer._update(*trainer.batch(0))  # step 0: decay min(0.5, 1/10) = 0.1
     for (name, p), average in zip(trainer.model.named_parameters(), trainer.ema.average):
@@ -122,17 +132,9 @@ def test_weight_average_follows_its_formula_and_resumes_exactly(text_root, tmp_p
         assert all(torch.equal(p, a) for p, a in zip(trainer.model.parameters(), trainer.ema.average))
     assert not any(torch.equal(p, a) for p, a in zip(trainer.model.parameters(), trainer.ema.average))  # ... briefly
     trainer.lock.release()
-    shutil.rmtree(whole)
-    LMTrainer(recipe(text_root, ema_decay=0.5), whole, progress=False).train()
-    resumed = tmp_path / "resumed"
-    shutil.copytree(whole, resumed)
-    for name in ("best", "final", "checkpoints/step-00000006"):
-        shutil.rmtree(resumed / name)
-    LMTrainer(recipe(text_root, ema_decay=0.5), resumed, resume=True, progress=False).train()
-    for name in ("model.safetensors", EMA_FILE):
-        a = load_file(str(whole / "checkpoints" / "step-00000006" / name))
-        b = load_file(str(resumed / "checkpoints" / "step-00000006" / name))
-        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    whole, resumed = train_then_resume(text_root, tmp_path, ema_decay=0.5)
+    step = "checkpoints/step-00000006"
+    assert_same_files(whole / step, resumed / step, "model.safetensors", EMA_FILE)
     rows = [json.loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines()]
     best_step = min((r for r in rows if r["kind"] == "eval"), key=lambda r: r["val_loss"])["step"]
     best = load_file(str(whole / "best" / "model.safetensors"))  # best/ holds the average, not the trained weights

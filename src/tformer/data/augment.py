@@ -17,7 +17,7 @@ has to learn one by one, so those are necessarily the same in training and evalu
 from __future__ import annotations
 
 import random
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from tformer.data.names import pseudo_name, shared_name_pairs, word_pattern
 
@@ -173,8 +173,14 @@ def number_pair(rng: random.Random) -> tuple[str, str]:
 
 def number_pairs(count: int, seed: int) -> tuple[list[str], list[str]]:
     """``count`` seeded template pairs with numbers (see ``number_pair``)."""
+    return template_pairs(number_pair, count, seed)
+
+
+def template_pairs(make: Callable[[random.Random], tuple[str, str]], count: int, seed: int
+                   ) -> tuple[list[str], list[str]]:
+    """``count`` pairs from ``make`` with one seeded generator, as German and English lists."""
     rng = random.Random(seed)
-    pairs = [number_pair(rng) for _ in range(count)]
+    pairs = [make(rng) for _ in range(count)]
     return [de for de, _ in pairs], [en.replace("m..", "m.") for _, en in pairs]  # "at 3 p.m." ends the sentence
 
 
@@ -254,6 +260,4 @@ def mixed_number_pair(rng: random.Random) -> tuple[str, str]:
 
 def mixed_number_pairs(count: int, seed: int) -> tuple[list[str], list[str]]:
     """``count`` seeded pairs of ``mixed_number_pair``."""
-    rng = random.Random(seed)
-    pairs = [mixed_number_pair(rng) for _ in range(count)]
-    return [de for de, _ in pairs], [en.replace("m..", "m.") for _, en in pairs]
+    return template_pairs(mixed_number_pair, count, seed)

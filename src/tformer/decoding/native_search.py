@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from tformer.decoding.search import output_limits
 from tformer.models.seq2seq import Int8OutputProjection, OutputProjection, Seq2SeqTransformer
 from tformer.nn import PositionalEncoding, TokenEmbedding, native
-from tformer.nn.linear import ROW_KERNEL_WEIGHTS, WIDE_OUTPUT, Linear, packable
+from tformer.nn.linear import WIDE_OUTPUT, Linear, packable
 from tformer.nn.masks import without_trivial_mask
 from tformer.nn.outputs import EncoderOutput
 
@@ -104,8 +104,8 @@ def _output_parts(model: Seq2SeqTransformer) -> tuple | None:
         return output.weight, output.bias, None, None, output.linear.packed_rows()
     if isinstance(output, OutputProjection) and isinstance(output, Linear) and output.bias is not None:
         weight = output.weight
-        row_copy = output.row_packed_weight() if weight.numel() < ROW_KERNEL_WEIGHTS else None  # vocabularies: none
-        return weight, output.bias, output.packed_weight() if packable(weight) else None, row_copy, None
+        return weight, output.bias, output.packed_weight() if packable(weight) else None, \
+            output.row_packed_weight(), None
     return None
 
 

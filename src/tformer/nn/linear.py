@@ -57,6 +57,17 @@ def row_kernel_takes(rows: int, in_features: int, out_features: int) -> bool:
     return fewest <= rows <= most and in_features * out_features < ROW_KERNEL_WEIGHTS
 
 
+# row_packed_weight's answer for a weight too large for the row kernel: one shared empty tensor (no copy made; the
+# C++ step's size rule never reads it), the same object every time, so fingerprints built from ids stay stable.
+NO_ROW_COPY = torch.empty(0)
+
+
+def row_kernel_sized(weight: Tensor) -> bool:
+    """Whether the row kernel takes products by ``weight`` at some row count (``row_kernel_takes``' size rule)."""
+    out_features, in_features = weight.shape
+    return row_kernel_takes(ROW_KERNEL_ROWS[0], in_features, out_features)
+
+
 def row_layout(weight: Tensor) -> Tensor:
     """The row kernel's copy of a float32 (out, in) weight: (ceil(out / 16), in, 16)."""
     ops = kernels.loaded()
@@ -212,9 +223,12 @@ class Linear(nn.Linear):
 
     def row_packed_weight(self, rows: slice | None = None) -> Tensor | None:
         """The row kernel's copy of the weight (or of its output rows ``rows``), for tformer.nn.native; None where
-        the "rows" form is unavailable."""
+        the "rows" form is unavailable; ``NO_ROW_COPY`` for a weight too large for the kernel (a vocabulary
+        projection, a large feed-forward layer)."""
         block = self.block(rows)
-        return block.row_packed(block.weight) if row_packable(block.weight) else None
+        if not row_packable(block.weight):
+            return None
+        return block.row_packed(block.weight) if row_kernel_sized(block.weight) else NO_ROW_COPY
 
     def rows(self, x: Tensor, rows: slice) -> Tensor:
         """x times the output rows ``rows`` of the weight only (e.g. the query block of a fused Q/K/V layer)."""

@@ -48,7 +48,7 @@ from tformer.nn.attention import fused_kernel_zeroes_masked_rows
 from tformer.nn.cache import KVCache
 from tformer.nn.fast import fast_paths_enabled
 from tformer.nn.layers import AddNorm, DecoderLayer, EncoderLayer
-from tformer.nn.linear import ROW_KERNEL_WEIGHTS, WIDE_OUTPUT, Linear
+from tformer.nn.linear import WIDE_OUTPUT, Linear
 from tformer.nn.quantized import Int8Linear
 
 ENV = "TFORMER_NATIVE"  # "0" turns the native step off
@@ -297,9 +297,7 @@ class _State:
                         continue
                     block = linear.block(rows)
                     copies.append(linear.packed_weight(rows))
-                    # Only weights the row kernel can take get its copy (undefined elsewhere, never "missing").
-                    small = block.weight.numel() < ROW_KERNEL_WEIGHTS
-                    row_copies.append(linear.row_packed_weight(rows) if small else torch.Tensor())
+                    row_copies.append(linear.row_packed_weight(rows))  # NO_ROW_COPY for weights the kernel never takes
                     self.tensors += [block.weight.detach(), block.bias.detach()]
                     packed += [copies[-1], None]
                     row_packed += [row_copies[-1], None]

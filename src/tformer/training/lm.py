@@ -299,18 +299,17 @@ class LMTrainer:
 
     def _evaluate_and_save(self) -> None:
         st = self.state
-        with self.evaluated_weights():
+        with self.evaluated_weights():  # one swap for scoring and, when better, keeping them as best/
             val_loss = self.validation_loss()
-        improved = val_loss < st.best_loss
+            improved = val_loss < st.best_loss
+            if improved:
+                self.save_model(self.out / "best")
         st.best_loss = min(st.best_loss, val_loss)
         self.metrics.append({"kind": "eval", "step": st.step, "val_loss": val_loss, "seconds": st.seconds})
         log(f"eval @ update {st.step} ({st.seconds / 60:.1f} min): val loss {val_loss:.4f} nats/char"
             + (" (best)" if improved else ""))
         name = f"step-{st.step:08d}"
         st.checkpoints = ([c for c in st.checkpoints if c != name] + [name])[-self.cfg.keep_last :]
-        if improved:
-            with self.evaluated_weights():
-                self.save_model(self.out / "best")
         final = self.out / "checkpoints" / name
         with ckpt.staged_folder(final) as build:
             self.model.save_pretrained(build)  # the trained weights themselves: resuming continues from them
@@ -324,15 +323,10 @@ class LMTrainer:
         for callback in self.callbacks:
             callback(self.metrics.path)
 
-    @contextlib.contextmanager
-    def evaluated_weights(self) -> Iterator[None]:
+    def evaluated_weights(self) -> contextlib.AbstractContextManager[None]:
         """Within the block the model holds the weights that are evaluated and kept: the moving average when
         ``ema_decay`` is set (the trained weights come back afterwards), else the trained weights."""
-        if self.ema is None:
-            yield
-            return
-        with self.ema.swapped_in():
-            yield
+        return self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext()
 
     def save_model(self, folder: Path) -> None:
         with ckpt.staged_folder(folder) as build:
