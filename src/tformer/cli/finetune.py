@@ -78,11 +78,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tformer.training import distributed
     from tformer.training.finetune import finetune
 
     config = FinetuneConfig(**{name: getattr(args, name) for name in FinetuneConfig.__dataclass_fields__
                                if hasattr(args, name)})
-    result = finetune(config, progress=not args.no_progress, overwrite=args.overwrite)
+    try:
+        result = finetune(config, progress=not args.no_progress, overwrite=args.overwrite)
+    finally:  # under torchrun: leave the process group before exit, or gloo's threads may abort the process
+        distributed.teardown()
     m = result.best_metrics
     print(f"{result.best}\taccuracy {m['accuracy']:.4f}\tmacro-F1 {m['macro_f1']:.4f}")
     return 0
