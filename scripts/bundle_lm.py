@@ -4,9 +4,10 @@
 
 Copies the run's final model with its weights in float16 (loaded back as float32), its tokenizer, recipe, metrics,
 curves and trainer samples; measures the validation loss of the weights as shipped on the whole validation text
-(every character scored once, as `train-lm` does: with bf16 autocast where the CPU has it, and in float32) into
-results.json; writes `tformer generate "ROMEO:" --max-new-tokens 300 --temperature 0.8 --top-k 40 --seed S`'s
-continuations for seeds 1-3. The model card (README.md) is written by hand from these files.
+(every character scored once, as `train-lm` does: with bf16 autocast where the CPU has it, and in float32) and the
+loss by position within a window into results.json; writes `tformer generate "ROMEO:" --max-new-tokens 300
+--temperature 0.8 --top-k 40 --seed S`'s continuations for seeds 1-3. The model card (README.md) is written by hand
+from these files.
 """
 
 from __future__ import annotations
@@ -24,10 +25,22 @@ from tformer.devices import cpu_has_bf16
 from tformer.models.causal_lm import CausalLM
 from tformer.text.chars import CharTokenizer
 from tformer.training import checkpoint as ckpt
-from tformer.training.lm import LMRecipe, windowed_loss
+from tformer.training.lm import LMRecipe, loss_by_position, windowed_loss
 from tformer.training.metrics import METRICS, MetricsLog
 
 RUN_FILES = ("recipe.json", METRICS, "curves.png", "samples.txt")
+
+
+def position_buckets(by_position: torch.Tensor) -> dict[str, float]:
+    """The loss by position within a window, averaged over the spans 0, 1-3, 4-15, 16-63, 64-255, ...: what a
+    short context costs (the first characters of every window are predicted from little)."""
+    spans, start, end = {}, 0, 1
+    while start < len(by_position):
+        stop = min(end, len(by_position))
+        name = f"{start}-{stop - 1}" if stop - 1 > start else f"{start}"
+        spans[name] = round(float(by_position[start:stop].mean()), 4)
+        start, end = stop, end * 4
+    return spans
 
 
 def main() -> None:
@@ -52,6 +65,7 @@ def main() -> None:
         results = {
             "val_loss": windowed_loss(model, val_ids, bf16=bf16),
             "val_loss_float32": windowed_loss(model, val_ids),
+            "val_loss_by_position": position_buckets(loss_by_position(model, val_ids, bf16=bf16)),
             **MetricsLog(args.run / METRICS).training_time(),
             "measured_on": "the whole validation text (last 10%), float16 weights as shipped, "
                            + ("bf16 autocast" if bf16 else "float32"),

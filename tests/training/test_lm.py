@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from tformer.cli.main import main
 from tformer.errors import ConfigError, DataError
 from tformer.models.causal_lm import CausalLM
-from tformer.training.lm import LMRecipe, LMTrainer, cosine_lr_factor, windowed_loss
+from tformer.training.lm import LMRecipe, LMTrainer, cosine_lr_factor, loss_by_position, windowed_loss
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,7 +52,8 @@ def test_recipe_needs_an_end_and_known_tables(text_root):
         LMRecipe.from_dict({"tokenizer": {}})
 
 
-@pytest.mark.parametrize("name", ["shakespeare_char.toml", "shakespeare_char_60.toml", "shakespeare_char_60_ema.toml"])
+@pytest.mark.parametrize("name", ["shakespeare_char.toml", "shakespeare_char_60.toml", "shakespeare_char_60_ema.toml",
+                                  "shakespeare_char_60_long.toml"])
 def test_bundled_recipe_parses(name):
     r = LMRecipe.from_file(REPO / "recipes" / name)
     assert r.data.corpus == "tinyshakespeare/input.txt" and r.data.validation_fraction == 0.1
@@ -84,6 +85,22 @@ def test_windowed_loss_is_the_mean_over_whole_windows(text_root, tmp_path):
     assert trainer.validation_loss(windows=0) == pytest.approx(sum(each) / count, rel=1e-5)
     with pytest.raises(DataError, match="one window"):
         windowed_loss(model, ids[:context])
+
+
+def test_loss_by_position_is_each_positions_mean_over_windows(text_root, tmp_path):
+    trainer = LMTrainer(recipe(text_root), tmp_path / "run", progress=False)
+    trainer.lock.release()
+    model, ids, context = trainer.model.eval(), trainer.val_ids, trainer.model.config.max_len
+    count = (len(ids) - 1) // context
+    with torch.no_grad():  # (count, max_len): every window on its own, every position's loss kept
+        each = torch.stack([torch.nn.functional.cross_entropy(model(ids[i * context : (i + 1) * context][None])[0],
+                                                              ids[i * context + 1 : (i + 1) * context + 1],
+                                                              reduction="none") for i in range(count)])
+    by_position = loss_by_position(model, ids, batch_size=3)
+    assert by_position.shape == (context,)
+    assert torch.allclose(by_position.float(), each.mean(0), rtol=1e-5, atol=1e-6)
+    assert torch.allclose(loss_by_position(model, ids, windows=2).float(), each[:2].mean(0), rtol=1e-5, atol=1e-6)
+    assert float(by_position.mean()) == pytest.approx(windowed_loss(model, ids), rel=1e-9)
 
 
 def test_split_is_the_first_ninety_percent(text_root, tmp_path):
