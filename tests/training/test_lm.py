@@ -71,15 +71,22 @@ def test_batches_depend_on_seed_and_step_only(text_root, tmp_path):
     other.lock.release()
 
 
+def each_window(trainer: LMTrainer) -> torch.Tensor:
+    """(windows, max_len): every validation window scored on its own, every position's loss kept."""
+    model, ids, context = trainer.model.eval(), trainer.val_ids, trainer.model.config.max_len
+    with torch.no_grad():
+        return torch.stack([torch.nn.functional.cross_entropy(model(ids[i * context : (i + 1) * context][None])[0],
+                                                              ids[i * context + 1 : (i + 1) * context + 1],
+                                                              reduction="none")
+                            for i in range((len(ids) - 1) // context)])
+
+
 def test_windowed_loss_is_the_mean_over_whole_windows(text_root, tmp_path):
     trainer = LMTrainer(recipe(text_root), tmp_path / "run", progress=False)
     trainer.lock.release()
     model, ids, context = trainer.model.eval(), trainer.val_ids, trainer.model.config.max_len
-    count = (len(ids) - 1) // context
-    with torch.no_grad():  # every window on its own: the batched mean must be the mean of these
-        each = [float(torch.nn.functional.cross_entropy(model(ids[i * context : (i + 1) * context][None])[0],
-                                                       ids[i * context + 1 : (i + 1) * context + 1]))
-                for i in range(count)]
+    each = each_window(trainer).mean(1).tolist()  # the batched mean must be the mean of these
+    count = len(each)
     assert windowed_loss(model, ids, batch_size=2) == pytest.approx(sum(each) / count, rel=1e-5)
     assert windowed_loss(model, ids, windows=2) == pytest.approx(sum(each[:2]) / 2, rel=1e-5)
     assert trainer.validation_loss(windows=0) == pytest.approx(sum(each) / count, rel=1e-5)
@@ -91,11 +98,7 @@ def test_loss_by_position_is_each_positions_mean_over_windows(text_root, tmp_pat
     trainer = LMTrainer(recipe(text_root), tmp_path / "run", progress=False)
     trainer.lock.release()
     model, ids, context = trainer.model.eval(), trainer.val_ids, trainer.model.config.max_len
-    count = (len(ids) - 1) // context
-    with torch.no_grad():  # (count, max_len): every window on its own, every position's loss kept
-        each = torch.stack([torch.nn.functional.cross_entropy(model(ids[i * context : (i + 1) * context][None])[0],
-                                                              ids[i * context + 1 : (i + 1) * context + 1],
-                                                              reduction="none") for i in range(count)])
+    each = each_window(trainer)  # (windows, max_len)
     by_position = loss_by_position(model, ids, batch_size=3)
     assert by_position.shape == (context,)
     assert torch.allclose(by_position.float(), each.mean(0), rtol=1e-5, atol=1e-6)

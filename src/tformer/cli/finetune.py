@@ -78,15 +78,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tformer.training import distributed
     from tformer.training.finetune import finetune
 
     config = FinetuneConfig(**{name: getattr(args, name) for name in FinetuneConfig.__dataclass_fields__
                                if hasattr(args, name)})
-    try:
-        result = finetune(config, progress=not args.no_progress, overwrite=args.overwrite)
-    finally:  # under torchrun: leave the process group before exit, or gloo's threads may abort the process
-        distributed.teardown()
+    result = finetune(config, progress=not args.no_progress, overwrite=args.overwrite)
     m = result.best_metrics
     print(f"{result.best}\taccuracy {m['accuracy']:.4f}\tmacro-F1 {m['macro_f1']:.4f}")
     return 0

@@ -57,7 +57,6 @@ def stage_one_hint(folder: Path, config: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from tformer.files import atomic_output
-    from tformer.training import distributed
     from tformer.training.recipe import Recipe
     from tformer.training.trainer import Trainer
     from tformer.viz.curves import plot_training_curves
@@ -79,10 +78,7 @@ def run(args: argparse.Namespace) -> int:
         with atomic_output(curves) as tmp:  # a kill mid-draw leaves the previous picture, not half of one
             plot_training_curves(metrics, tmp)
 
-    try:
-        trainer = Trainer(recipe, args.out, resume=args.resume, progress=not args.no_progress, callbacks=[draw_curves])
-        final = trainer.train()
-    finally:  # under torchrun: leave the process group before exit, or gloo's threads may abort the process
-        distributed.teardown()
+    trainer = Trainer(recipe, args.out, resume=args.resume, progress=not args.no_progress, callbacks=[draw_curves])
+    final = trainer.train()
     print(final)
     return 0

@@ -103,9 +103,8 @@ def _output_parts(model: Seq2SeqTransformer) -> tuple | None:
     if type(output) is Int8OutputProjection and len(output.linear.bounds) == 2:
         return output.weight, output.bias, None, None, output.linear.packed_rows()
     if isinstance(output, OutputProjection) and isinstance(output, Linear) and output.bias is not None:
-        weight = output.weight
-        return weight, output.bias, output.packed_weight() if packable(weight) else None, \
-            output.row_packed_weight(), None
+        packed = output.packed_weight() if packable(output.weight) else None
+        return output.weight, output.bias, packed, output.row_packed_weight(), None
     return None
 
 

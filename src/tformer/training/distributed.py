@@ -7,6 +7,7 @@ instead of hanging (a crashed rank also makes ``torchrun`` stop the others).
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -59,7 +60,9 @@ class DistributedContext:
 
 
 def setup(device: str = "auto", timeout_s: int = 600) -> DistributedContext:
-    """Read torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) and join the process group once."""
+    """Read torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) and join the process group once; the process
+    leaves it at exit (``teardown``): exiting with gloo's threads still running can abort a rank ("terminate called
+    without an active exception") after its work is done."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() and device in ("auto", "cuda")
@@ -68,6 +71,7 @@ def setup(device: str = "auto", timeout_s: int = 600) -> DistributedContext:
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timedelta(seconds=timeout_s))
+        atexit.register(teardown)
     return DistributedContext(rank, world, local_rank, dev)
 
 
