@@ -22,25 +22,14 @@ import torch
 from tformer.decoding.generate import GenerationConfig
 from tformer.decoding.stepwise import continue_text
 from tformer.devices import cpu_has_bf16
+from tformer.evaluation.language_model import loss_by_position, position_buckets, windowed_loss
 from tformer.models.causal_lm import CausalLM
 from tformer.text.chars import CharTokenizer
 from tformer.training import checkpoint as ckpt
-from tformer.training.lm import LMRecipe, loss_by_position, windowed_loss
+from tformer.training.lm import LMRecipe
 from tformer.training.metrics import METRICS, MetricsLog
 
 RUN_FILES = ("recipe.json", METRICS, "curves.png", "samples.txt")
-
-
-def position_buckets(by_position: torch.Tensor) -> dict[str, float]:
-    """The loss by position within a window, averaged over the spans 0, 1-3, 4-15, 16-63, 64-255, ...: what a
-    short context costs (the first characters of every window are predicted from little)."""
-    spans, start, end = {}, 0, 1
-    while start < len(by_position):
-        stop = min(end, len(by_position))
-        name = f"{start}-{stop - 1}" if stop - 1 > start else f"{start}"
-        spans[name] = round(float(by_position[start:stop].mean()), 4)
-        start, end = stop, end * 4
-    return spans
 
 
 def main() -> None:

@@ -5,25 +5,24 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
+from tformer.cli.main import main
 from tformer.decoding.generate import GenerationConfig
 from tformer.decoding.stepwise import continue_text
 from tformer.interop.language_models import load_language_model
-from tformer.training.lm import LMDataConfig, windowed_loss
 
 FOLDER = Path(__file__).resolve().parents[2] / "models" / "shakespeare-char"
 pytestmark = pytest.mark.skipif(not (FOLDER / "model.safetensors").is_file(), reason="no bundled shakespeare-char")
 
 
 @pytest.mark.slow
-def test_validation_loss_is_the_cards():
-    model, tokenizer = load_language_model("shakespeare-char")
-    data = LMDataConfig()
-    text = data.path().read_text(encoding="utf-8")
-    loss = windowed_loss(model, torch.tensor(tokenizer.encode(text[data.cut(text):])))  # float32
+def test_validation_loss_is_the_cards(capsys):
+    assert main(["score-lm", "--model", "shakespeare-char", "--json"]) == 0  # float32, the recipe's validation text
+    score = json.loads(capsys.readouterr().out)
     card = json.loads((FOLDER / "results.json").read_text())
-    assert loss == pytest.approx(card["val_loss"], abs=0.01)  # the card's figure was measured under bf16 autocast
+    assert score["nats_per_token"] == pytest.approx(card["val_loss"], abs=0.01)  # the card's: bf16 autocast
+    assert score["tokens"] == score["characters"] and score["context"] == 256
+    assert score["nats_per_character"] == pytest.approx(score["nats_per_token"], rel=1e-12)
 
 
 def test_the_same_seed_writes_the_same_sample():

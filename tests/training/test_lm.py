@@ -12,8 +12,9 @@ from safetensors.torch import load_file
 
 from tformer.cli.main import main
 from tformer.errors import ConfigError, DataError
+from tformer.evaluation.language_model import loss_by_position, windowed_loss
 from tformer.models.causal_lm import CausalLM
-from tformer.training.lm import LMRecipe, LMTrainer, cosine_lr_factor, loss_by_position, windowed_loss
+from tformer.training.lm import LMRecipe, LMTrainer, cosine_lr_factor
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -22,6 +22,7 @@ from tformer.cli import (
     index,
     plot_positions,
     qa,
+    score_lm,
     search,
     serve,
     summarize,
@@ -32,7 +33,8 @@ from tformer.cli import (
 from tformer.errors import TformerError
 
 COMMANDS = [translate, evaluate, train, curves, finetune, finetune_qa, classify, embed, export, attention,
-            plot_positions, serve, summarize, index, search, qa, ask, train_lm, generate, chat]
+            plot_positions, serve, summarize, index, search, qa, ask, train_lm, generate, chat,
+            score_lm]
 
 
 def build_parser() -> argparse.ArgumentParser:

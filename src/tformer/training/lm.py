@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from tformer.devices import cpu_has_bf16
 from tformer.errors import ConfigError, DataError
+from tformer.evaluation.language_model import windowed_loss
 from tformer.files import write_text_atomic
 from tformer.models.causal_lm import CausalLM, CausalLMConfig
 from tformer.models.config import JsonConfig, require_positive
@@ -417,38 +418,6 @@ class WeightAverage:
         if missing:
             raise TrainingError(f"the weight average lacks {', '.join(missing[:3])}")
         self.average = [tensors[n].float().clone() for n in self.names]
-
-
-def windowed_loss(model: CausalLM, ids: torch.Tensor, windows: int = 0, bf16: bool = False,
-                  batch_size: int = 64) -> float:
-    """Mean cross-entropy per character (nats) of ``ids`` cut into consecutive windows of the model's context, each
-    character after the first scored once (the tail shorter than a window is left out); ``windows`` > 0 scores only
-    the first that many. How ``train-lm`` measures validation loss, and the figure bundled models report."""
-    return float(loss_by_position(model, ids, windows, bf16, batch_size).mean())
-
-
-@torch.no_grad()
-def loss_by_position(model: CausalLM, ids: torch.Tensor, windows: int = 0, bf16: bool = False,
-                     batch_size: int = 64) -> torch.Tensor:
-    """Mean cross-entropy (nats) at each position of the windows ``windowed_loss`` scores, shape (max_len,):
-    entry p is the loss of predicting a window's character p + 1 from the p + 1 before it. Its mean is
-    ``windowed_loss``; its first entries show what a short context costs."""
-    model.eval()
-    context = model.config.max_len
-    count = (len(ids) - 1) // context
-    count = min(count, windows) if windows else count
-    if count == 0:
-        raise DataError(f"{len(ids)} characters cannot fill one window of {context} + 1")
-    ids = ids[: count * context + 1]
-    inputs, targets = ids[:-1].view(count, context), ids[1:].view(count, context)  # (count, max_len)
-    total = torch.zeros(context, dtype=torch.float64)  # (max_len,)
-    for i in range(0, count, batch_size):
-        rows = slice(i, i + batch_size)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(inputs[rows])  # (rows, max_len, vocab)
-        losses = F.cross_entropy(logits.float().transpose(1, 2), targets[rows], reduction="none")  # (rows, max_len)
-        total += losses.double().sum(0)
-    return total / count
 
 
 SAMPLE_PROMPTS = ("ROMEO:", "JULIET:\nO ", "First Citizen:\n")

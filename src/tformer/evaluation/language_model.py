@@ -1,0 +1,138 @@
+"""How well a causal language model predicts a text: cross-entropy per token in consecutive windows.
+
+The text's token ids are cut into consecutive windows of ``context`` tokens (the model's own context unless asked
+otherwise); every token after the first is predicted once, from the tokens before it in its window; the tail
+shorter than a window is left out. This is how ``tformer train-lm`` measures validation loss and the figure bundled
+models report (``windowed_loss``); ``loss_by_position`` keeps the loss at each position of a window (the first
+tokens of every window are predicted from little context, and cost more), and ``score_text`` adds what a user
+reads: perplexity, bits, and nats per character of the text scored (``tformer score-lm``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from tformer.errors import ConfigError, DataError
+from tformer.models.causal_lm import CausalLM
+
+LOGIT_BUDGET = 2**26  # logits held at once (rows x context x vocab, float32: 256 MB); caps the rows per batch
+
+
+def window_rows(context: int, vocab: int, batch_size: int) -> int:
+    """Windows per forward pass: ``batch_size``, fewer when their logits would pass ``LOGIT_BUDGET``."""
+    return max(1, min(batch_size, LOGIT_BUDGET // (context * vocab)))
+
+
+def check_context(model: CausalLM, context: int | None) -> int:
+    """The window length to score with: the model's context, or a shorter one asked for."""
+    if context is None:
+        return model.config.max_len
+    if not 1 <= context <= model.config.max_len:
+        raise ConfigError(f"context must be in [1, {model.config.max_len}] (the model's context), got {context!r}")
+    return context
+
+
+def window_count(tokens: int, context: int, windows: int = 0) -> int:
+    """How many whole windows of ``context`` predicted tokens ``tokens`` ids fill (at most ``windows`` if > 0)."""
+    count = (tokens - 1) // context
+    if count <= 0:
+        raise DataError(f"{tokens} tokens cannot fill one window of {context} + 1")
+    return min(count, windows) if windows else count
+
+
+@torch.no_grad()
+def loss_by_position(model: CausalLM, ids: torch.Tensor, windows: int = 0, bf16: bool = False,
+                     batch_size: int = 64, context: int | None = None) -> torch.Tensor:
+    """Mean cross-entropy (nats) at each position of the windows ``windowed_loss`` scores, shape (context,):
+    entry p is the loss of predicting a window's token p + 1 from the p + 1 before it. ``windows`` > 0 scores only
+    the first that many windows. Its mean is ``windowed_loss``; its first entries show what a short context
+    costs."""
+    model.eval()
+    context = check_context(model, context)
+    count = window_count(len(ids), context, windows)
+    ids = ids[: count * context + 1]
+    inputs, targets = ids[:-1].view(count, context), ids[1:].view(count, context)  # (count, context)
+    rows_per_pass = window_rows(context, model.config.vocab_size, batch_size)
+    total = torch.zeros(context, dtype=torch.float64)  # (context,)
+    for i in range(0, count, rows_per_pass):
+        rows = slice(i, i + rows_per_pass)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(inputs[rows])  # (rows, context, vocab)
+        losses = F.cross_entropy(logits.float().transpose(1, 2), targets[rows], reduction="none")  # (rows, context)
+        total += losses.double().sum(0)
+    return total / count
+
+
+def windowed_loss(model: CausalLM, ids: torch.Tensor, windows: int = 0, bf16: bool = False,
+                  batch_size: int = 64, context: int | None = None) -> float:
+    """Mean cross-entropy per token (nats; per character for a character model) of ``ids`` cut into consecutive
+    windows, each token after the first scored once. How ``train-lm`` measures validation loss."""
+    return float(loss_by_position(model, ids, windows, bf16, batch_size, context).mean())
+
+
+def position_buckets(by_position: torch.Tensor) -> dict[str, float]:
+    """The loss by position within a window, averaged over the spans 0, 1-3, 4-15, 16-63, 64-255, ...: what a
+    short context costs, in a few numbers."""
+    spans, start, end = {}, 0, 1
+    while start < len(by_position):
+        stop = min(end, len(by_position))
+        name = f"{start}-{stop - 1}" if stop - 1 > start else f"{start}"
+        spans[name] = round(float(by_position[start:stop].mean()), 4)
+        start, end = stop, end * 4
+    return spans
+
+
+@dataclass
+class TextScore:
+    """A text scored by ``score_text``. ``nats_per_token`` is the figure ``train-lm`` reports; for a character
+    model tokens are characters and ``nats_per_character`` is the same number."""
+
+    nats_per_token: float
+    tokens: int  # tokens predicted (windows x context)
+    characters: int  # characters those tokens spell
+    windows: int
+    context: int
+    bf16: bool
+    by_position: dict[str, float] = field(default_factory=dict)  # position_buckets of the loss by position
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.nats_per_token)
+
+    @property
+    def bits_per_token(self) -> float:
+        return self.nats_per_token / math.log(2)
+
+    @property
+    def nats_per_character(self) -> float:
+        return self.nats_per_token * self.tokens / self.characters if self.characters else math.nan
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"nats_per_token": self.nats_per_token, "perplexity": self.perplexity,
+                "bits_per_token": self.bits_per_token, "nats_per_character": self.nats_per_character,
+                "tokens": self.tokens, "characters": self.characters, "windows": self.windows,
+                "context": self.context, "bf16": self.bf16, "by_position": self.by_position}
+
+
+class TokenizerLike(Protocol):  # what score_text needs (CharTokenizer, ChatTokenizer)
+    def encode(self, text: str) -> list[int]: ...
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str: ...
+
+
+def score_text(model: CausalLM, tokenizer: TokenizerLike, text: str, context: int | None = None, windows: int = 0,
+               bf16: bool = False, batch_size: int = 64) -> TextScore:
+    """Score ``text`` as ``windowed_loss`` does, with the counts and units a report needs."""
+    context = check_context(model, context)
+    ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
+    by_position = loss_by_position(model, ids, windows, bf16, batch_size, context)  # (context,)
+    count = window_count(len(ids), context, windows)
+    scored = ids[1 : count * context + 1]
+    characters = len(tokenizer.decode(scored.tolist(), skip_special_tokens=False))
+    return TextScore(nats_per_token=float(by_position.mean()), tokens=len(scored), characters=characters,
+                     windows=count, context=context, bf16=bf16, by_position=position_buckets(by_position))
