@@ -21,7 +21,8 @@ def test_validation_loss_is_the_cards(capsys):
     score = json.loads(capsys.readouterr().out)
     card = json.loads((FOLDER / "results.json").read_text())
     assert score["nats_per_token"] == pytest.approx(card["val_loss"], abs=0.01)  # the card's: bf16 autocast
-    assert score["tokens"] == score["characters"] and score["context"] == 256
+    assert score["context"] == json.loads((FOLDER / "config.json").read_text())["max_len"]  # its own windows
+    assert score["tokens"] == score["characters"] == (111_540 - 1) // score["context"] * score["context"]
     assert score["nats_per_character"] == pytest.approx(score["nats_per_token"], rel=1e-12)
 
 

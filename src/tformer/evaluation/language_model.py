@@ -19,7 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from tformer.errors import ConfigError, DataError
-from tformer.models.causal_lm import CausalLM
+
+# The model: any torch module mapping ids (batch, seq) to logits (batch, seq, vocab), with config.max_len and
+# config.vocab_size (tformer.CausalLM); typed loosely so that metrics stay below the model layer.
+LanguageModel = torch.nn.Module
 
 LOGIT_BUDGET = 2**26  # logits held at once (rows x context x vocab, float32: 256 MB); caps the rows per batch
 
@@ -29,7 +32,7 @@ def window_rows(context: int, vocab: int, batch_size: int) -> int:
     return max(1, min(batch_size, LOGIT_BUDGET // (context * vocab)))
 
 
-def check_context(model: CausalLM, context: int | None) -> int:
+def check_context(model: LanguageModel, context: int | None) -> int:
     """The window length to score with: the model's context, or a shorter one asked for."""
     if context is None:
         return model.config.max_len
@@ -47,7 +50,7 @@ def window_count(tokens: int, context: int, windows: int = 0) -> int:
 
 
 @torch.no_grad()
-def loss_by_position(model: CausalLM, ids: torch.Tensor, windows: int = 0, bf16: bool = False,
+def loss_by_position(model: LanguageModel, ids: torch.Tensor, windows: int = 0, bf16: bool = False,
                      batch_size: int = 64, context: int | None = None) -> torch.Tensor:
     """Mean cross-entropy (nats) at each position of the windows ``windowed_loss`` scores, shape (context,):
     entry p is the loss of predicting a window's token p + 1 from the p + 1 before it. ``windows`` > 0 scores only
@@ -69,7 +72,7 @@ def loss_by_position(model: CausalLM, ids: torch.Tensor, windows: int = 0, bf16:
     return total / count
 
 
-def windowed_loss(model: CausalLM, ids: torch.Tensor, windows: int = 0, bf16: bool = False,
+def windowed_loss(model: LanguageModel, ids: torch.Tensor, windows: int = 0, bf16: bool = False,
                   batch_size: int = 64, context: int | None = None) -> float:
     """Mean cross-entropy per token (nats; per character for a character model) of ``ids`` cut into consecutive
     windows, each token after the first scored once. How ``train-lm`` measures validation loss."""
@@ -125,7 +128,7 @@ class TokenizerLike(Protocol):  # what score_text needs (CharTokenizer, ChatToke
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str: ...
 
 
-def score_text(model: CausalLM, tokenizer: TokenizerLike, text: str, context: int | None = None, windows: int = 0,
+def score_text(model: LanguageModel, tokenizer: TokenizerLike, text: str, context: int | None = None, windows: int = 0,
                bf16: bool = False, batch_size: int = 64) -> TextScore:
     """Score ``text`` as ``windowed_loss`` does, with the counts and units a report needs."""
     context = check_context(model, context)

@@ -8,6 +8,7 @@ instead of hanging (a crashed rank also makes ``torchrun`` stop the others).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -76,8 +77,15 @@ def setup(device: str = "auto", timeout_s: int = 600) -> DistributedContext:
 
 
 def teardown() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    """Leave the process group. On gloo the ranks first wait for each other (30 s at most): a rank that tears its
+    connections down while a peer still uses them can make that peer's gloo threads abort the process ("terminate
+    called without an active exception")."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if dist.get_backend() == "gloo":
+        with contextlib.suppress(RuntimeError):  # a peer that died or hung: leave anyway
+            dist.monitored_barrier(timeout=timedelta(seconds=30))
+    dist.destroy_process_group()
 
 
 def even_batches(batches: list[list[int]], multiple: int) -> list[list[int]]:
