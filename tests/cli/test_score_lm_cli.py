@@ -77,8 +77,8 @@ def test_bad_input_gets_one_clear_error(run_dir, tmp_path, capsys):
     assert "context must be in [1, 12]" in error("--context", "13")
     bad = tmp_path / "latin1.txt"
     bad.write_bytes("Grüße\n".encode("latin-1"))
-    assert f"{bad}: not UTF-8" in error("--text", str(bad))
-    assert "no such file" in error("--text", str(tmp_path / "missing.txt"))
+    assert f"{bad}:1: not valid UTF-8" in error("--text", str(bad))
+    assert "input file not found" in error("--text", str(tmp_path / "missing.txt"))
     short = tmp_path / "short.txt"
     short.write_text("ANNA: the", encoding="utf-8")
     assert "cannot fill one window of 12" in error("--text", str(short))

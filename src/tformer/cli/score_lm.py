@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from tformer.cli.numbers import float_in, non_negative_int, positive_int
@@ -62,13 +61,10 @@ def read_text(args: argparse.Namespace, source: str | Path) -> tuple[str, str]:
     from tformer.errors import DataError
 
     if args.text:
+        from tformer.cli.io import read_input_lines
+
         name = "standard input" if args.text == "-" else args.text
-        try:
-            text = sys.stdin.read() if args.text == "-" else Path(args.text).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise DataError(f"{args.text}: no such file") from None
-        except UnicodeDecodeError as err:
-            raise DataError(f"{args.text}: not UTF-8 text (byte {err.start}: {err.reason})") from None
+        text = "\n".join(read_input_lines(args.text))  # as summarize reads a document: errors name file and line
         last = args.last or 1.0
     else:
         data = recipe_data(source, args.data)

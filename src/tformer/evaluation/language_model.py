@@ -133,8 +133,8 @@ def score_text(model: LanguageModel, tokenizer: TokenizerLike, text: str, contex
     """Score ``text`` as ``windowed_loss`` does, with the counts and units a report needs."""
     context = check_context(model, context)
     ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
-    by_position = loss_by_position(model, ids, windows, bf16, batch_size, context)  # (context,)
     count = window_count(len(ids), context, windows)
+    by_position = loss_by_position(model, ids, count, bf16, batch_size, context)  # (context,)
     scored = ids[1 : count * context + 1]
     characters = len(tokenizer.decode(scored.tolist(), skip_special_tokens=False))
     return TextScore(nats_per_token=float(by_position.mean()), tokens=len(scored), characters=characters,
