@@ -15,6 +15,7 @@ from tformer.errors import ConfigError, DataError
 from tformer.evaluation.language_model import loss_by_position, windowed_loss
 from tformer.models.causal_lm import CausalLM
 from tformer.training.lm import LMRecipe, LMTrainer, cosine_lr_factor
+from tformer.training.trainer import TrainingError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -134,8 +135,9 @@ def assert_same_files(a: Path, b: Path, *names: str) -> None:
         assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x), name
 
 
-def test_resume_continues_exactly(text_root, tmp_path):
-    whole, resumed = train_then_resume(text_root, tmp_path)
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_resume_continues_exactly(text_root, tmp_path, optimizer):
+    whole, resumed = train_then_resume(text_root, tmp_path, optimizer=optimizer)
     step = "checkpoints/step-00000006"
     assert_same_files(whole / step, resumed / step, "model.safetensors")
 
@@ -168,9 +170,11 @@ def test_weight_average_follows_its_formula_and_resumes_exactly(text_root, tmp_p
         recipe(text_root, ema_decay=1.0)
 
 
-def test_a_tiny_model_learns_the_text(text_root, tmp_path):
+# Muon's update has the RMS muon_rms x lr; at this tiny size and rate it needs a full-size (1.0) update to keep up.
+@pytest.mark.parametrize("settings", [{"optimizer": "adamw"}, {"optimizer": "muon", "muon_rms": 1.0}], ids=["adamw", "muon"])
+def test_a_tiny_model_learns_the_text(text_root, tmp_path, settings):
     out = tmp_path / "learn"
-    final = LMTrainer(recipe(text_root, max_steps=80, eval_every=40), out, progress=False).train()
+    final = LMTrainer(recipe(text_root, max_steps=80, eval_every=40, **settings), out, progress=False).train()
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     loss = [r["val_loss"] for r in rows if r["kind"] == "final"][-1]
     vocab = CausalLM.from_pretrained(final).config.vocab_size
@@ -192,3 +196,14 @@ def test_command_line_writes_model_curves_and_samples(text_root, tmp_path, capsy
     for name in ("final/model.safetensors", "final/tokenizer.json", "curves.png", "samples.txt", "metrics.jsonl"):
         assert (out / name).is_file(), name
     assert main(["train-lm", "--config", str(config), "--out", str(out), "--data", str(text_root)]) == 1  # no --resume
+
+
+def test_optimizer_is_checked_and_a_changed_one_refuses_to_resume(text_root, tmp_path):
+    with pytest.raises(ConfigError, match="train.optimizer must be one of adamw, muon, got 'sgd'"):
+        recipe(text_root, optimizer="sgd")
+    with pytest.raises(ConfigError, match="muon_momentum"):
+        recipe(text_root, optimizer="muon", muon_momentum=1.0)
+    out = tmp_path / "run"
+    LMTrainer(recipe(text_root, max_steps=3), out, progress=False).train()
+    with pytest.raises(TrainingError, match="does not fit train.optimizer = 'muon'"):
+        LMTrainer(recipe(text_root, max_steps=6, optimizer="muon"), out, resume=True, progress=False)

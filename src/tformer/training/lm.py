@@ -34,6 +34,7 @@ from tformer.text.chars import CharTokenizer
 from tformer.training import checkpoint as ckpt
 from tformer.training.lock import OutputLock
 from tformer.training.metrics import METRICS, MetricsCallback, MetricsLog, log
+from tformer.training.muon import Muon, muon_param_groups
 from tformer.training.optim import param_groups
 from tformer.training.recipe import recipe_from_file
 from tformer.training.trainer import TrainingError
@@ -58,6 +59,9 @@ class LMDataConfig(JsonConfig):
         return int(len(text) * (1 - self.validation_fraction))
 
 
+OPTIMIZERS = ("adamw", "muon")
+
+
 @dataclass
 class LMTrainConfig(JsonConfig):
     seed: int = 1
@@ -66,6 +70,10 @@ class LMTrainConfig(JsonConfig):
     min_lr_ratio: float = 0.1  # the cosine ends at peak_lr * min_lr_ratio
     warmup_steps: int = 100
     weight_decay: float = 0.1  # matrices only (tformer.training.optim)
+    # "adamw", or "muon": Muon on the hidden matrices, AdamW on embeddings and vectors (tformer.training.muon)
+    optimizer: str = "adamw"
+    muon_momentum: float = 0.95
+    muon_rms: float = 0.2  # Muon's update RMS per unit of learning rate (0.2 matches AdamW's typical update)
     betas: tuple[float, float] = (0.9, 0.99)
     clip_norm: float = 1.0
     max_steps: int = 0  # the cosine spans max_steps, or max_minutes, whichever ends first; at least one is set
@@ -83,6 +91,11 @@ class LMTrainConfig(JsonConfig):
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # type: ignore[assignment]
         require_positive(self, "batch_size", "warmup_steps", "eval_every", "keep_last")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if not 0 <= self.muon_momentum < 1 or not self.muon_rms > 0:
+            raise ConfigError(f"need muon_momentum in [0, 1) and muon_rms > 0, got {self.muon_momentum!r}, "
+                              f"{self.muon_rms!r}")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1) (0 = off), got {self.ema_decay!r}")
         if not self.peak_lr > 0 or not 0 <= self.min_lr_ratio <= 1:
@@ -150,8 +163,7 @@ class LMTrainer:
         self.tokenizer = self._tokenizer(text)
         self.model = self._build_model()
         self.train_ids, self.val_ids = self._split(text)
-        self.optimizer = torch.optim.AdamW(param_groups(self.model, self.cfg.weight_decay), lr=self.cfg.peak_lr,
-                                           betas=self.cfg.betas)
+        self.optimizer = self._optimizer()
         self.ema = WeightAverage(self.model, self.cfg.ema_decay) if self.cfg.ema_decay else None
         self.state = LMTrainerState()
         if resume:
@@ -219,6 +231,13 @@ class LMTrainer:
         log(f"model: {model.num_parameters() / 1e6:.2f}M parameters, context {model.config.max_len}, "
             f"{'bf16 autocast' if self.bf16 else 'float32'}")
         return model
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        cfg = self.cfg
+        if cfg.optimizer == "muon":
+            return Muon(muon_param_groups(self.model, cfg.weight_decay), lr=cfg.peak_lr, momentum=cfg.muon_momentum,
+                        rms=cfg.muon_rms, betas=cfg.betas, ns_dtype=torch.bfloat16 if self.bf16 else torch.float32)
+        return torch.optim.AdamW(param_groups(self.model, cfg.weight_decay), lr=cfg.peak_lr, betas=cfg.betas)
 
     # ----- the loop -----------------------------------------------------------------------------------------
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -350,7 +369,11 @@ class LMTrainer:
                 if not (path / EMA_FILE).is_file():
                     raise TrainingError(f"{path} has no {EMA_FILE}: it was written without train.ema_decay")
                 self.ema.load_state_dict(load_file(str(path / EMA_FILE)))
-            self.optimizer.load_state_dict(state["optimizer"])
+            try:
+                self.optimizer.load_state_dict(state["optimizer"])
+            except ValueError as err:  # torch's message: group counts or sizes differ
+                raise TrainingError(f"{path}: its optimizer state does not fit train.optimizer = "
+                                    f"{self.cfg.optimizer!r} (was the recipe's optimizer changed?): {err}") from err
             torch.set_rng_state(state["rng"]["torch_cpu_rank0"])
             self.state = LMTrainerState(**state["trainer"])
             self.state.checkpoints = [c for c in self.state.checkpoints if (folder / c).is_dir()]
