@@ -171,7 +171,9 @@ def test_weight_average_follows_its_formula_and_resumes_exactly(text_root, tmp_p
 
 
 # Muon's update has the RMS muon_rms x lr; at this tiny size and rate it needs a full-size (1.0) update to keep up.
-@pytest.mark.parametrize("settings", [{"optimizer": "adamw"}, {"optimizer": "muon", "muon_rms": 1.0}], ids=["adamw", "muon"])
+@pytest.mark.parametrize(
+    "settings", [{"optimizer": "adamw"}, {"optimizer": "muon", "muon_rms": 1.0}], ids=["adamw", "muon"]
+)
 def test_a_tiny_model_learns_the_text(text_root, tmp_path, settings):
     out = tmp_path / "learn"
     final = LMTrainer(recipe(text_root, max_steps=80, eval_every=40, **settings), out, progress=False).train()
