@@ -14,7 +14,7 @@ from tformer.cli.main import main
 from tformer.errors import ConfigError, DataError
 from tformer.evaluation.language_model import loss_by_position, windowed_loss
 from tformer.models.causal_lm import CausalLM
-from tformer.training.lm import LMRecipe, LMTrainer, cosine_lr_factor
+from tformer.training.lm import LMRecipe, LMTrainer, cosine_lr_factor, scheduled_dropout
 from tformer.training.trainer import TrainingError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,6 +47,30 @@ def test_cosine_schedule_warms_up_then_decays_to_its_floor():
     assert after[10] == pytest.approx(0.1 + 0.9 * 0.5)  # half way: half way between peak and floor
 
 
+def test_late_dropout_moves_every_dropout_module_along_its_line(text_root, tmp_path):
+    assert scheduled_dropout(0.2, None, 0.7) == 0.2
+    assert [scheduled_dropout(0.2, 0.4, p) for p in (-1.0, 0.0, 0.5, 1.0, 2.0)] == pytest.approx(
+        [0.2, 0.2, 0.3, 0.4, 0.4])
+    trainer = LMTrainer(recipe(text_root, max_steps=4, final_dropout=0.5), tmp_path / "run", progress=False)
+    model = trainer.model
+    modules = [model.dropout, *(layer.dropout for layer in model.layers)]  # after the embedding, residual branches
+    inner = [m for m in model.modules() if isinstance(m, torch.nn.Dropout) and all(m is not r for r in modules)]
+    seen, update = [], trainer._update
+
+    def recording_update(inputs, targets):
+        seen.append(sorted({m.p for m in modules}))
+        return update(inputs, targets)
+
+    trainer._update = recording_update
+    trainer.train()
+    assert seen == [[pytest.approx(0.1 + 0.4 * s / 4)] for s in range(4)]  # model dropout 0.1 -> 0.5 over 4 updates
+    assert inner and all(m.p == 0.0 for m in inner)  # the feed-forward's inner dropout keeps its own rate
+    assert model.config.dropout == 0.1
+    for bad in (1.0, -0.1, "0.3"):
+        with pytest.raises(ConfigError, match="final_dropout"):
+            recipe(text_root, final_dropout=bad)
+
+
 def test_recipe_needs_an_end_and_known_tables(text_root):
     with pytest.raises(ConfigError, match="max_steps or train.max_minutes"):
         recipe(text_root, max_steps=0)
@@ -54,12 +78,19 @@ def test_recipe_needs_an_end_and_known_tables(text_root):
         LMRecipe.from_dict({"tokenizer": {}})
 
 
-@pytest.mark.parametrize("name", ["shakespeare_char.toml", "shakespeare_char_60.toml", "shakespeare_char_60_ema.toml",
-                                  "shakespeare_char_60_long.toml"])
+LM_RECIPES = sorted(p.name for p in (REPO / "recipes").glob("shakespeare_char*.toml"))
+
+
+def test_the_language_model_recipes_are_all_found():
+    assert {"shakespeare_char.toml", "shakespeare_char_60_ema.toml", "shakespeare_char_muon_probe.toml"} <= set(
+        LM_RECIPES)
+
+
+@pytest.mark.parametrize("name", LM_RECIPES)
 def test_bundled_recipe_parses(name):
     r = LMRecipe.from_file(REPO / "recipes" / name)
     assert r.data.corpus == "tinyshakespeare/input.txt" and r.data.validation_fraction == 0.1
-    assert r.train.max_minutes > 0
+    assert r.train.max_minutes > 0 or r.train.max_steps > 0
 
 
 def test_batches_depend_on_seed_and_step_only(text_root, tmp_path):

@@ -313,6 +313,15 @@ class CausalLM(nn.Module):
 
     # ------------------------------------------------------------------------------------------ parameters, files
 
+    def set_dropout(self, p: float) -> None:
+        """Set the rate of the dropouts ``config.dropout`` made (after the embedding and on both residual branches of
+        every layer) for a schedule such as the trainer's late dropout; ``config`` keeps the rate the model was built
+        with, and the attention and feed-forward inner rates are untouched."""
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"a dropout rate must be in [0, 1), got {p!r}")
+        for module in (self.dropout, *(layer.dropout for layer in self.layers)):
+            module.p = p
+
     def num_parameters(self, trainable_only: bool = False) -> int:
         """Distinct parameters (a tied output projection counted once)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)

@@ -84,6 +84,9 @@ class LMTrainConfig(JsonConfig):
     # exponential moving average of the weights (0 = off): evaluation, best/ and final/ use the average, updated
     # after every update as avg += (1 - d) (w - avg) with d = min(ema_decay, (1 + step) / (10 + step))
     ema_decay: float = 0.0
+    # "late dropout": the residual and embedding dropout moves linearly from the model's dropout at the start to
+    # final_dropout at the end of the schedule (None = fixed), so the model learns fast early and memorises less late
+    final_dropout: float | None = None
     bf16: bool = True  # bf16 autocast where the CPU has bfloat16 instructions (else float32, said in the log)
     threads: int = 0  # torch threads; 0 = torch's default
     init_from: str = ""  # a model folder (config, weights, tokenizer) to continue from
@@ -96,6 +99,9 @@ class LMTrainConfig(JsonConfig):
         if not 0 <= self.muon_momentum < 1 or not self.muon_rms > 0:
             raise ConfigError(f"need muon_momentum in [0, 1) and muon_rms > 0, got {self.muon_momentum!r}, "
                               f"{self.muon_rms!r}")
+        if self.final_dropout is not None and not (isinstance(self.final_dropout, (int, float))
+                                                   and 0 <= self.final_dropout < 1):
+            raise ConfigError(f"train.final_dropout must be in [0, 1) (or left out), got {self.final_dropout!r}")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1) (0 = off), got {self.ema_decay!r}")
         if not self.peak_lr > 0 or not 0 <= self.min_lr_ratio <= 1:
@@ -131,6 +137,14 @@ def cosine_lr_factor(progress: float, step: int, warmup_steps: int, min_ratio: f
         return (step + 1) / warmup_steps
     progress = min(max(progress, 0.0), 1.0)
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def scheduled_dropout(start: float, end: float | None, progress: float) -> float:
+    """The dropout rate when ``progress`` (the share of the run done, 0..1) is done: ``start`` throughout when
+    ``end`` is None, else the straight line from ``start`` to ``end``."""
+    if end is None:
+        return start
+    return start + (end - start) * min(max(progress, 0.0), 1.0)
 
 
 @dataclass
@@ -270,9 +284,11 @@ class LMTrainer:
         started = time.time() - st.seconds
         while self.progress_done() < 1:
             self.model.train()
-            factor = cosine_lr_factor(self.progress_done(), st.step, cfg.warmup_steps, cfg.min_lr_ratio)
+            progress = self.progress_done()
+            factor = cosine_lr_factor(progress, st.step, cfg.warmup_steps, cfg.min_lr_ratio)
             for group in self.optimizer.param_groups:
                 group["lr"] = cfg.peak_lr * factor
+            self.model.set_dropout(scheduled_dropout(self.model.config.dropout, cfg.final_dropout, progress))
             loss = self._update(*self.batch(st.step))
             st.step += 1
             st.tokens += self.cfg.batch_size * self.model.config.max_len
