@@ -29,7 +29,7 @@ from tformer.errors import ConfigError, DataError
 from tformer.evaluation.language_model import windowed_loss
 from tformer.files import write_text_atomic
 from tformer.models.causal_lm import CausalLM, CausalLMConfig
-from tformer.models.config import JsonConfig, require_positive
+from tformer.models.config import JsonConfig, require_positive, require_probability
 from tformer.text.chars import CharTokenizer
 from tformer.training import checkpoint as ckpt
 from tformer.training.lock import OutputLock
@@ -99,9 +99,8 @@ class LMTrainConfig(JsonConfig):
         if not 0 <= self.muon_momentum < 1 or not self.muon_rms > 0:
             raise ConfigError(f"need muon_momentum in [0, 1) and muon_rms > 0, got {self.muon_momentum!r}, "
                               f"{self.muon_rms!r}")
-        if self.final_dropout is not None and not (isinstance(self.final_dropout, (int, float))
-                                                   and 0 <= self.final_dropout < 1):
-            raise ConfigError(f"train.final_dropout must be in [0, 1) (or left out), got {self.final_dropout!r}")
+        if self.final_dropout is not None:
+            require_probability(self, "final_dropout")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1) (0 = off), got {self.ema_decay!r}")
         if not self.peak_lr > 0 or not 0 <= self.min_lr_ratio <= 1:

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-from tformer.training.optim import decays
+from tformer.training.optim import param_groups
 
 # Coefficients of the quintic iteration X <- aX + b(XX^T)X + c(XX^T)^2 X, chosen (Jordan et al.) to raise small
 # singular values fast rather than to converge exactly: singular values end in about [0.7, 1.2].
@@ -58,14 +58,14 @@ def hidden_matrices(model: nn.Module, outside: Iterable[str] = ("embed.", "outpu
 
 def muon_param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """The trainable parameters of ``model`` in three groups: ``[hidden matrices (Muon), other matrices (AdamW,
-    decayed), vectors (AdamW, not decayed)]``. All three are always present, so the state's layout is fixed."""
+    decayed), vectors (AdamW, not decayed)]``: :func:`tformer.training.optim.param_groups` with its decayed group
+    split in two. All three are always present, so the state's layout is fixed."""
+    decayed, vectors = param_groups(model, weight_decay)
     hidden = {id(p) for p in hidden_matrices(model)}
-    params = [p for p in model.parameters() if p.requires_grad]
     return [
-        {"params": [p for p in params if id(p) in hidden], "weight_decay": weight_decay, "muon": True},
-        {"params": [p for p in params if id(p) not in hidden and decays(p)], "weight_decay": weight_decay,
-         "muon": False},
-        {"params": [p for p in params if not decays(p)], "weight_decay": 0.0, "muon": False},
+        {**decayed, "params": [p for p in decayed["params"] if id(p) in hidden], "muon": True},
+        {**decayed, "params": [p for p in decayed["params"] if id(p) not in hidden], "muon": False},
+        {**vectors, "muon": False},
     ]
 
 
