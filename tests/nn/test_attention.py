@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from tformer.nn import attention as attention_module
 from tformer.nn import AttentionCache, MultiHeadAttention, causal_mask, scaled_dot_product_attention
 
 
@@ -25,6 +26,34 @@ def test_fused_path_equals_reference(with_mask):
     fused, none = scaled_dot_product_attention(q, k, v, mask, need_weights=False)
     assert none is None and weights is not None
     torch.testing.assert_close(fused, ref, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("head_dim", [8, 32, 64])
+def test_fused_attention_under_bf16_autocast_runs_small_heads_in_float32(monkeypatch, head_dim):
+    """Heads of at most FLOAT32_HEAD_DIM features reach the kernel in float32 (faster on the CPU), larger ones in
+    bfloat16; either way the output is bfloat16, as autocast makes it, and close to the float32 reference."""
+    seen = []  # the dtype each kernel call computes in: the inputs' own, or autocast's where it is on
+    kernel = attention_module.F.scaled_dot_product_attention
+    attention_module.fused_kernel_zeroes_masked_rows("cpu")  # its probe call (cached) stays out of `seen`
+
+    def spy(q, k, v, **kwargs):
+        seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else q.dtype)
+        return kernel(q, k, v, **kwargs)
+
+    monkeypatch.setattr(attention_module.F, "scaled_dot_product_attention", spy)
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 6, head_dim) for _ in range(3))
+    mask = causal_mask(6)[None, None]
+    ref, _ = scaled_dot_product_attention(q, k, v, mask, need_weights=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = scaled_dot_product_attention(q, k, v, mask, need_weights=False)
+    small = head_dim <= attention_module.FLOAT32_HEAD_DIM
+    assert seen == [torch.float32 if small else torch.bfloat16]
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, atol=3e-2 if not small else 1e-2, rtol=0)
+    seen.clear()
+    scaled_dot_product_attention(q, k, v, mask, need_weights=False)  # no autocast: the inputs' own dtype
+    assert seen == [torch.float32]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
