@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from tformer.nn import attention as attention_module
 from tformer.nn import AttentionCache, MultiHeadAttention, causal_mask, scaled_dot_product_attention
+from tformer.nn import attention as attention_module
 
 
 def test_reference_matches_hand_computed_example():
