@@ -5,6 +5,9 @@
     python -m benchmarks.probes decode           # seconds for Translator.search, greedy/beam 4 at batch 1 and 32
     python -m benchmarks.probes profile --beam 4 --batch-size 1   # operator times of that search (torch.profiler)
     python -m benchmarks.probes train-step       # seconds per training step of the bundled model (tformer side)
+    python -m benchmarks.probes attention-dtype  # fused attention forward + backward, bfloat16 vs float32, per shape
+    python -m benchmarks.probes lm-step --recipe recipes/shakespeare_char_60_wd.toml   # seconds per train-lm update,
+                                                 # small heads' attention in float32 vs bfloat16, alternated
 
 Compare code versions by running the same probe at two commits (``decode`` and ``train-step`` also run on
 versions before the probes existed: copy this file into a worktree of the old commit); the machine is shared, so
@@ -173,14 +176,71 @@ def train_step() -> None:
     print(f"training step (4 Multi30k batches of 3000 tokens): {seconds:.3f} s per step")
 
 
+# (batch, heads, len, head_dim): the Shakespeare models (context 256 and 512), short translation-like sequences, a
+# head_dim of 64 at both lengths
+ATTENTION_SHAPES = ((32, 8, 256, 32), (16, 8, 512, 32), (128, 8, 32, 32), (32, 4, 256, 64), (16, 9, 512, 64))
+
+
+def attention_dtype() -> None:
+    """What FLOAT32_HEAD_DIM in tformer.nn.attention rests on: PyTorch's fused kernel, forward and backward with a
+    causal boolean mask, on bfloat16 and on float32 inputs, side by side for each shape."""
+    print("(batch, heads, len, head_dim): bfloat16 ms / float32 ms (forward + backward, median of 5)")
+    for batch, heads, length, head_dim in ATTENTION_SHAPES:
+        mask = torch.ones(length, length, dtype=torch.bool).tril()[None, None]  # (1, 1, len, len)
+        times = []
+        for dtype in (torch.bfloat16, torch.float32):
+            q, k, v = (torch.randn(batch, heads, length, head_dim, dtype=dtype, requires_grad=True) for _ in range(3))
+
+            def step(q=q, k=k, v=v, mask=mask) -> None:
+                F.scaled_dot_product_attention(q, k, v, attn_mask=mask).sum().backward()
+
+            times.append(median_us(step, calls=3) / 1000)
+        print(f"{(batch, heads, length, head_dim)}: {times[0]:.1f} / {times[1]:.1f}")
+
+
+def lm_step(recipe: str, rounds: int = 2, updates: int = 12) -> None:
+    """Seconds per update of a train-lm recipe's model (its batch and context, random characters, bf16 autocast,
+    AdamW), with heads of at most 32 features attended in float32 (tformer's choice) and with every head left to
+    autocast's bfloat16, alternated ``rounds`` times."""
+    import tomllib
+
+    from tformer import CausalLM, CausalLMConfig
+    from tformer.nn import attention
+
+    with open(recipe, "rb") as f:
+        spec = tomllib.load(f)
+    config = CausalLMConfig(vocab_size=65, pad_id=0, bos_id=0, eos_id=0, **spec["model"])
+    torch.manual_seed(0)
+    model = CausalLM(config).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    inputs, targets = torch.randint(0, 65, (2, spec["train"]["batch_size"], config.max_len))  # (batch, max_len)
+
+    def update() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = model(inputs)  # (batch, max_len, vocab)
+        F.cross_entropy(logits.float().flatten(0, 1), targets.flatten()).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    chosen = attention.FLOAT32_HEAD_DIM
+    for _ in range(rounds):
+        for limit, name in ((chosen, "float32 small heads"), (0, "all bfloat16")):
+            attention.FLOAT32_HEAD_DIM = limit
+            print(f"{name}: {median_us(update, calls=updates // 3, repeats=3) / 1e6:.3f} s per update")
+    attention.FLOAT32_HEAD_DIM = chosen
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks.probes", description=__doc__.split("\n\n")[0])
-    p.add_argument("probe", choices=("forms", "openmp", "decode", "profile", "train-step"))
+    p.add_argument("probe", choices=("forms", "openmp", "decode", "profile", "train-step",
+                                          "attention-dtype", "lm-step"))
     p.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
     p.add_argument("--sentences", type=int, default=128,
                    help="test sentences for `decode` and `profile` (default: %(default)s)")
     p.add_argument("--beam", type=int, default=4, help="beam size for `profile` (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=1, help="batch size for `profile` (default: %(default)s)")
+    p.add_argument("--recipe", default="recipes/shakespeare_char_60_wd.toml",
+                   help="train-lm recipe for `lm-step` (default: %(default)s)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.probe == "forms":
@@ -191,6 +251,10 @@ def main(argv: list[str] | None = None) -> None:
         decode(args.sentences)
     elif args.probe == "profile":
         profile(args.sentences, args.beam, args.batch_size)
+    elif args.probe == "attention-dtype":
+        attention_dtype()
+    elif args.probe == "lm-step":
+        lm_step(args.recipe)
     else:
         train_step()
 

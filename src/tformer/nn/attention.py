@@ -70,9 +70,10 @@ def fused_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropou
     """PyTorch's fused SDPA kernel, in float32 where that is the faster choice on the CPU.
 
     Under bfloat16 autocast the kernel would take bfloat16 inputs; on the CPU (PyTorch 2.13) its bfloat16 version
-    is the slower one for small heads. Measured on 2 cores, forward + backward, causal mask:
-    (batch, heads, len, head_dim) (32, 8, 256, 32): bfloat16 67 ms, float32 52 ms; (128, 8, 32, 32): 38.5 against
-    5.8 ms; but (32, 4, 256, 64): 36 against 42 ms and (16, 9, 512, 64): 120 against 169 ms. So heads of at most
+    is the slower one for small heads. Measured on 2 cores, forward + backward, causal mask
+    (``python -m benchmarks.probes attention-dtype``), (batch, heads, len, head_dim): (32, 8, 256, 32) bfloat16 65
+    ms, float32 51 ms; (128, 8, 32, 32) 37 against 5 ms; (16, 8, 512, 32) even, 83 against 82 ms; but
+    (32, 4, 256, 64) 35 against 38 ms and (16, 9, 512, 64) 114 against 156 ms. So heads of at most
     ``FLOAT32_HEAD_DIM`` features are attended in float32 (the output is cast back to the autocast dtype), larger ones
     as autocast says. Outside CPU autocast nothing changes.
     """
