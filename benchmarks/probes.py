@@ -6,8 +6,8 @@
     python -m benchmarks.probes profile --beam 4 --batch-size 1   # operator times of that search (torch.profiler)
     python -m benchmarks.probes train-step       # seconds per training step of the bundled model (tformer side)
     python -m benchmarks.probes attention-dtype  # fused attention forward + backward, bfloat16 vs float32, per shape
-    python -m benchmarks.probes lm-step --recipe recipes/shakespeare_char_60_wd.toml   # seconds per train-lm update,
-                                                 # small heads' attention in float32 vs bfloat16, alternated
+    python -m benchmarks.probes lm-step --recipe recipes/shakespeare_char_60_wd.toml   # seconds per train-lm update
+                                                 # (the trainer's own), small heads in float32 vs bfloat16
 
 Compare code versions by running the same probe at two commits (``decode`` and ``train-step`` also run on
 versions before the probes existed: copy this file into a worktree of the old commit); the machine is shared, so
@@ -199,35 +199,32 @@ def attention_dtype() -> None:
 
 
 def lm_step(recipe: str, rounds: int = 2, updates: int = 12) -> None:
-    """Seconds per update of a train-lm recipe's model (its batch and context, random characters, bf16 autocast,
-    AdamW), with heads of at most 32 features attended in float32 (tformer's choice) and with every head left to
-    autocast's bfloat16, alternated ``rounds`` times."""
-    import tomllib
+    """Seconds per update of ``tformer train-lm`` on ``recipe`` (the trainer's own update: its batches of the
+    recipe's text, optimiser, clipping and weight average), with heads of at most 32 features attended in float32
+    (tformer's choice) and with every head left to autocast's bfloat16, alternated ``rounds`` times."""
+    import itertools
+    import tempfile
 
-    from tformer import CausalLM, CausalLMConfig
     from tformer.nn import attention
+    from tformer.training.lm import LMRecipe, LMTrainer
 
-    with open(recipe, "rb") as f:
-        spec = tomllib.load(f)
-    config = CausalLMConfig(vocab_size=65, pad_id=0, bos_id=0, eos_id=0, **spec["model"])
-    torch.manual_seed(0)
-    model = CausalLM(config).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    inputs, targets = torch.randint(0, 65, (2, spec["train"]["batch_size"], config.max_len))  # (batch, max_len)
+    with tempfile.TemporaryDirectory() as out:
+        trainer = LMTrainer(LMRecipe.from_file(recipe), out, progress=False)
+        trainer.model.train()
+        steps = itertools.count()
 
-    def update() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            logits = model(inputs)  # (batch, max_len, vocab)
-        F.cross_entropy(logits.float().flatten(0, 1), targets.flatten()).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        def update() -> None:
+            trainer._update(*trainer.batch(next(steps)))  # what LMTrainer.train does once per update
 
-    chosen = attention.FLOAT32_HEAD_DIM
-    for _ in range(rounds):
-        for limit, name in ((chosen, "float32 small heads"), (0, "all bfloat16")):
-            attention.FLOAT32_HEAD_DIM = limit
-            print(f"{name}: {median_us(update, calls=updates // 3, repeats=3) / 1e6:.3f} s per update")
-    attention.FLOAT32_HEAD_DIM = chosen
+        chosen = attention.FLOAT32_HEAD_DIM
+        try:
+            for _ in range(rounds):
+                for limit, name in ((chosen, "float32 small heads"), (0, "all bfloat16")):
+                    attention.FLOAT32_HEAD_DIM = limit
+                    print(f"{name}: {median_us(update, calls=updates // 3, repeats=3) / 1e6:.3f} s per update")
+        finally:
+            attention.FLOAT32_HEAD_DIM = chosen
+            trainer.lock.release()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -77,8 +77,8 @@ def fused_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropou
     ``FLOAT32_HEAD_DIM`` features are attended in float32 (the output is cast back to the autocast dtype), larger ones
     as autocast says. Outside CPU autocast nothing changes.
     """
-    if (q.device.type == "cpu" and torch.is_autocast_enabled("cpu") and q.size(-1) <= FLOAT32_HEAD_DIM
-            and torch.get_autocast_dtype("cpu") == torch.bfloat16):
+    if (torch.is_autocast_enabled("cpu") and q.device.type == "cpu" and q.size(-1) <= FLOAT32_HEAD_DIM
+            and torch.get_autocast_dtype("cpu") == torch.bfloat16):  # decoding (no autocast) stops at the first test
         with torch.autocast("cpu", enabled=False):
             out = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask, dropout_p=dropout_p)
         return out.to(torch.bfloat16)
