@@ -1,5 +1,6 @@
 """tformer score-lm on a tiny train-lm style run folder: by default it scores the recipe's validation text exactly as
-the trainer does; --text, --last, --context and --windows choose what is scored; bad input gets one clear error."""
+the trainer does; --text, --last, --context, --windows and --stride choose what is scored; bad input gets one clear
+error."""
 
 import json
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from tformer.cli.main import main
-from tformer.evaluation.language_model import windowed_loss
+from tformer.evaluation.language_model import strided_loss, windowed_loss
 from tformer.models.causal_lm import CausalLM, CausalLMConfig
 from tformer.text.chars import CharTokenizer
 from tformer.training.lm import LMRecipe
@@ -62,6 +63,18 @@ def test_text_last_context_and_windows_choose_what_is_scored(run_dir, tmp_path, 
     assert half["nats_per_token"] == pytest.approx(expected(run_dir, TEXT[150:300]), rel=1e-9)
 
 
+def test_stride_scores_overlapping_windows(run_dir, capsys):
+    got = score(capsys, "--model", str(run_dir), "--stride", "4")
+    validation = TEXT[int(len(TEXT) * 0.9):]
+    tokenizer = CharTokenizer.from_pretrained(run_dir / "final")
+    loss, tokens = strided_loss(CausalLM.from_pretrained(run_dir / "final"),
+                                torch.tensor(tokenizer.encode(validation)), 4)
+    assert got["nats_per_token"] == pytest.approx(loss, rel=1e-9)
+    assert (got["tokens"], got["stride"], got["by_position"]) == (tokens, 4, {})
+    assert main(["score-lm", "--model", str(run_dir), "--stride", "4"]) == 0
+    assert "one every 4 (the last 4 of each counted)" in capsys.readouterr().out
+
+
 def test_the_report_names_the_figures(run_dir, capsys):
     assert main(["score-lm", "--model", str(run_dir), "--by-position"]) == 0
     out = capsys.readouterr().out
@@ -75,6 +88,8 @@ def test_bad_input_gets_one_clear_error(run_dir, tmp_path, capsys):
         return capsys.readouterr().err
 
     assert "context must be in [1, 12]" in error("--context", "13")
+    assert "stride must be in [1, 12]" in error("--stride", "13")
+    assert "cannot be combined with --stride" in error("--stride", "4", "--by-position")
     bad = tmp_path / "latin1.txt"
     bad.write_bytes("Grüße\n".encode("latin-1"))
     assert f"{bad}:1: not valid UTF-8" in error("--text", str(bad))

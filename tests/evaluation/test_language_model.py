@@ -1,6 +1,7 @@
 """Scoring a text with a causal language model (evaluation/language_model.py): the windowed loss is the mean over
 windows scored one by one, for any window length up to the model's context; batching does not change it; the
-per-character figure accounts for multi-character tokens; the position spans are means of their positions."""
+per-character figure accounts for multi-character tokens; the position spans are means of their positions. Strided
+(overlapping) windows score each token once, from the window a direct computation gives it."""
 
 import math
 
@@ -100,3 +101,56 @@ def test_per_character_loss_spreads_a_tokens_loss_over_its_characters():
     assert score.tokens == score.windows * 8
     assert score.characters == len(tokenizer.decode(scored, skip_special_tokens=False)) > score.tokens
     assert score.nats_per_character * score.characters == pytest.approx(score.nats_per_token * score.tokens)
+
+
+def strided_by_hand(model: CausalLM, ids: torch.Tensor, context: int, stride: int) -> tuple[float, int]:
+    """Each token t >= 1 scored from its own forward pass over the window that strided scoring gives it: the first
+    window for t <= context, else the latest window (start a multiple of stride) whose last stride predictions hold
+    it."""
+    losses = []
+    count = (len(ids) - 1 - context) // stride + 1
+    with torch.no_grad():
+        for t in range(1, context + (count - 1) * stride + 1):
+            start = 0 if t <= context else ((t - 1 - context) // stride + 1) * stride
+            window = ids[start : start + context]
+            logits = model(window[None])[0, t - 1 - start]  # the prediction of token t
+            losses.append(float(torch.nn.functional.cross_entropy(logits[None], ids[t : t + 1])))
+    return sum(losses) / len(losses), len(losses)
+
+
+@pytest.mark.parametrize(("context", "stride"), [(16, 4), (16, 1), (7, 3), (5, 5)])
+def test_strided_windows_score_each_token_once_from_its_window(chars, context, stride):
+    model, _, ids = chars
+    ids = ids[:120]
+    loss, tokens = lm.strided_loss(model, ids, stride, context=context, batch_size=3)
+    want, count = strided_by_hand(model, ids, context, stride)
+    assert tokens == count == context + ((len(ids) - 1 - context) // stride) * stride
+    assert loss == pytest.approx(want, rel=1e-5)
+
+
+def test_a_stride_of_the_whole_window_is_the_windowed_loss(chars):
+    model, _, ids = chars
+    loss, tokens = lm.strided_loss(model, ids, 16, windows=5)
+    assert tokens == 5 * 16
+    assert loss == pytest.approx(lm.windowed_loss(model, ids, windows=5), rel=1e-6)
+
+
+def test_score_text_with_a_stride_counts_the_tokens_it_scored(chars):
+    """With a stride, score_text reports strided_loss's tokens and windows (no loss by position: overlapping windows
+    do not give one), and its figure is not the consecutive windows' one."""
+    model, tokenizer, _ = chars
+    consecutive = lm.score_text(model, tokenizer, TEXT, context=16)
+    strided = lm.score_text(model, tokenizer, TEXT, context=16, stride=4)
+    assert strided.stride == 4 and strided.by_position == {} and strided.to_dict()["stride"] == 4
+    assert strided.characters == strided.tokens == 16 + (strided.windows - 1) * 4 >= consecutive.tokens
+    assert strided.nats_per_token == pytest.approx(lm.strided_loss(model, chars[2], 4, context=16)[0], rel=1e-12)
+    assert strided.nats_per_token != pytest.approx(consecutive.nats_per_token, rel=1e-6)
+
+
+def test_stride_must_fit_the_window(chars):
+    model, _, ids = chars
+    for bad in (0, 17):
+        with pytest.raises(ConfigError, match=f"stride must be in \\[1, 16\\].*{bad}"):
+            lm.strided_loss(model, ids, bad)
+    with pytest.raises(DataError, match="cannot fill one window of 16"):
+        lm.strided_loss(model, ids[:16], 4)

@@ -31,6 +31,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--context", type=positive_int, metavar="TOKENS", help="window length, at most the model's "
                    f"context (default: the model's context, at most {DEFAULT_MAX_CONTEXT}: smollm2's 8,192 would be "
                    "slow on a CPU)")
+    p.add_argument("--stride", type=positive_int, metavar="TOKENS", help="overlapping windows instead: one starts "
+                   "every TOKENS tokens and only its last TOKENS predictions count, so every token after the first "
+                   "window is predicted from at least (context - TOKENS) tokens before it; closer to the loss on one "
+                   "long text, at context/TOKENS times the compute (default: consecutive windows)")
     p.add_argument("--windows", type=non_negative_int, default=0, metavar="N", help="score only the first N windows "
                    "(0 = all; default: %(default)s)")
     p.add_argument("--bf16", action="store_true", help="compute under bfloat16 autocast, as train-lm evaluates "
@@ -79,22 +83,27 @@ def read_text(args: argparse.Namespace, source: str | Path) -> tuple[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tformer.errors import ConfigError
     from tformer.evaluation.language_model import score_text
     from tformer.interop.language_models import load_language_model, resolve_language_model
 
+    if args.stride is not None and args.by_position:
+        raise ConfigError("--by-position needs consecutive windows: it cannot be combined with --stride")
     source = resolve_language_model(args.model)
     text, shown = read_text(args, source)
     model, tokenizer = load_language_model(args.model)
     context = args.context or min(model.config.max_len, DEFAULT_MAX_CONTEXT)
-    score = score_text(model, tokenizer, text, context=context, windows=args.windows, bf16=args.bf16)
+    score = score_text(model, tokenizer, text, context=context, windows=args.windows, bf16=args.bf16,
+                       stride=args.stride)
     if args.json:
         print(json.dumps({"model": str(args.model), "text": shown, **score.to_dict()}))
         return 0
     precision = "bf16 autocast" if args.bf16 else "float32"
     print(f"model     {args.model}")
     print(f"text      {shown}")
+    every = "" if score.stride is None else f", one every {score.stride} (the last {score.stride} of each counted)"
     print(f"scored    {score.tokens:,} tokens ({score.characters:,} characters) in {score.windows:,} windows of "
-          f"{score.context} ({precision})")
+          f"{score.context}{every} ({precision})")
     print(f"loss      {score.nats_per_token:.4f} nats/token ({score.bits_per_token:.4f} bits), perplexity "
           f"{score.perplexity:.3f}")
     print(f"per char  {score.nats_per_character:.4f} nats/character")

@@ -6,6 +6,11 @@ shorter than a window is left out. This is how ``tformer train-lm`` measures val
 models report (``windowed_loss``); ``loss_by_position`` keeps the loss at each position of a window (the first
 tokens of every window are predicted from little context, and cost more), and ``score_text`` adds what a user
 reads: perplexity, bits, and nats per character of the text scored (``tformer score-lm``).
+
+``strided_loss`` scores with overlapping windows instead ("sliding window"): a window starts every ``stride``
+tokens and only its last ``stride`` predictions count, so every token after the first window is predicted from at
+least context - stride tokens. That is closer to the model's loss on one long text, at context / stride times the
+compute.
 """
 
 from __future__ import annotations
@@ -79,6 +84,43 @@ def windowed_loss(model: LanguageModel, ids: torch.Tensor, windows: int = 0, bf1
     return float(loss_by_position(model, ids, windows, bf16, batch_size, context).mean())
 
 
+def strided_window_count(tokens: int, context: int, stride: int, windows: int = 0) -> int:
+    """How many windows of ``context`` predicted tokens, one starting every ``stride`` tokens, ``tokens`` ids hold
+    (at most ``windows`` if > 0)."""
+    if not 1 <= stride <= context:
+        raise ConfigError(f"stride must be in [1, {context}] (the window length), got {stride!r}")
+    window_count(tokens, context)  # at least one window, or a clear error
+    count = (tokens - 1 - context) // stride + 1
+    return min(count, windows) if windows else count
+
+
+@torch.no_grad()
+def strided_loss(model: LanguageModel, ids: torch.Tensor, stride: int, windows: int = 0, bf16: bool = False,
+                 batch_size: int = 64, context: int | None = None) -> tuple[float, int]:
+    """Mean cross-entropy per token (nats) with a window of ``context`` tokens starting every ``stride`` tokens:
+    all predictions of the first window are scored, then the last ``stride`` of each later one, so each token after
+    the first is scored once, the later ones from at least context - stride tokens before them. ``stride`` equal to
+    the context is ``windowed_loss``. Returns (loss, tokens scored): context + (windows - 1) * stride."""
+    model.eval()
+    context = check_context(model, context)
+    count = strided_window_count(len(ids), context, stride, windows)
+    rows_per_pass = window_rows(context, model.config.vocab_size, batch_size)
+    offsets = torch.arange(context + 1)
+    total = torch.zeros((), dtype=torch.float64)
+    for first in range(0, count, rows_per_pass):
+        starts = torch.arange(first, min(first + rows_per_pass, count)) * stride  # (rows,)
+        window = ids[starts[:, None] + offsets]  # (rows, context + 1), built per pass: stride 1 stays small
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(window[:, :-1])  # (rows, context, vocab)
+        losses = F.cross_entropy(logits.float().transpose(1, 2), window[:, 1:], reduction="none")  # (rows, context)
+        if first == 0:
+            total += losses[0].double().sum()
+            losses = losses[1:]
+        total += losses[:, context - stride :].double().sum()
+    tokens = context + (count - 1) * stride
+    return float(total / tokens), tokens
+
+
 def position_buckets(by_position: torch.Tensor) -> dict[str, float]:
     """The loss by position within a window, averaged over the spans 0, 1-3, 4-15, 16-63, 64-255, ...: what a
     short context costs, in a few numbers."""
@@ -103,6 +145,7 @@ class TextScore:
     context: int
     bf16: bool
     by_position: dict[str, float] = field(default_factory=dict)  # position_buckets of the loss by position
+    stride: int | None = None  # windows started every stride tokens (strided_loss); None: consecutive windows
 
     @property
     def perplexity(self) -> float:
@@ -120,7 +163,7 @@ class TextScore:
         return {"nats_per_token": self.nats_per_token, "perplexity": self.perplexity,
                 "bits_per_token": self.bits_per_token, "nats_per_character": self.nats_per_character,
                 "tokens": self.tokens, "characters": self.characters, "windows": self.windows,
-                "context": self.context, "bf16": self.bf16, "by_position": self.by_position}
+                "context": self.context, "stride": self.stride, "bf16": self.bf16, "by_position": self.by_position}
 
 
 class TokenizerLike(Protocol):  # what score_text needs (CharTokenizer, ChatTokenizer)
@@ -129,10 +172,17 @@ class TokenizerLike(Protocol):  # what score_text needs (CharTokenizer, ChatToke
 
 
 def score_text(model: LanguageModel, tokenizer: TokenizerLike, text: str, context: int | None = None, windows: int = 0,
-               bf16: bool = False, batch_size: int = 64) -> TextScore:
-    """Score ``text`` as ``windowed_loss`` does, with the counts and units a report needs."""
+               bf16: bool = False, batch_size: int = 64, stride: int | None = None) -> TextScore:
+    """Score ``text`` as ``windowed_loss`` does (as ``strided_loss`` does with a ``stride``; then without the loss by
+    position, which overlapping windows do not give), with the counts and units a report needs."""
     context = check_context(model, context)
     ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
+    if stride is not None:
+        loss, tokens = strided_loss(model, ids, stride, windows, bf16, batch_size, context)
+        characters = len(tokenizer.decode(ids[1 : tokens + 1].tolist(), skip_special_tokens=False))
+        return TextScore(nats_per_token=loss, tokens=tokens, characters=characters,
+                         windows=strided_window_count(len(ids), context, stride, windows), context=context, bf16=bf16,
+                         stride=stride)
     count = window_count(len(ids), context, windows)
     by_position = loss_by_position(model, ids, count, bf16, batch_size, context)  # (context,)
     scored = ids[1 : count * context + 1]
