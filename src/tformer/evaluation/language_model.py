@@ -70,11 +70,16 @@ def loss_by_position(model: LanguageModel, ids: torch.Tensor, windows: int = 0, 
     total = torch.zeros(context, dtype=torch.float64)  # (context,)
     for i in range(0, count, rows_per_pass):
         rows = slice(i, i + rows_per_pass)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(inputs[rows])  # (rows, context, vocab)
-        losses = F.cross_entropy(logits.float().transpose(1, 2), targets[rows], reduction="none")  # (rows, context)
-        total += losses.double().sum(0)
+        total += token_losses(model, inputs[rows], targets[rows], bf16).double().sum(0)
     return total / count
+
+
+def token_losses(model: LanguageModel, inputs: torch.Tensor, targets: torch.Tensor, bf16: bool) -> torch.Tensor:
+    """Cross-entropy (nats) of each prediction of a batch of windows: inputs and targets (rows, context) ->
+    (rows, context)."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        logits = model(inputs)  # (rows, context, vocab)
+    return F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none")
 
 
 def windowed_loss(model: LanguageModel, ids: torch.Tensor, windows: int = 0, bf16: bool = False,
@@ -110,9 +115,7 @@ def strided_loss(model: LanguageModel, ids: torch.Tensor, stride: int, windows: 
     for first in range(0, count, rows_per_pass):
         starts = torch.arange(first, min(first + rows_per_pass, count)) * stride  # (rows,)
         window = ids[starts[:, None] + offsets]  # (rows, context + 1), built per pass: stride 1 stays small
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(window[:, :-1])  # (rows, context, vocab)
-        losses = F.cross_entropy(logits.float().transpose(1, 2), window[:, 1:], reduction="none")  # (rows, context)
+        losses = token_losses(model, window[:, :-1], window[:, 1:], bf16)  # (rows, context)
         if first == 0:
             total += losses[0].double().sum()
             losses = losses[1:]
