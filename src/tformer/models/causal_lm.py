@@ -57,6 +57,8 @@ class CausalLMConfig(JsonConfig):
     bias: bool = True  # biases in the attention and feed-forward projections (and LayerNorm)
     tie_embeddings: bool = True  # the output projection is the token embedding matrix
     dropout: float = 0.1
+    # > 0 sends PyTorch's CPU attention kernel to its unfused path: 644 against 142 ms forward + backward at
+    # (batch 16, 8 heads, 512 positions, head_dim 32) on 2 cores; the bundled recipes keep it at 0.
     attention_dropout: float = 0.0
     init_std: float = 0.02
     pad_id: int = 50256
