@@ -180,15 +180,13 @@ def score_text(model: LanguageModel, tokenizer: TokenizerLike, text: str, contex
     position, which overlapping windows do not give), with the counts and units a report needs."""
     context = check_context(model, context)
     ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
-    if stride is not None:
+    if stride is None:
+        count = window_count(len(ids), context, windows)
+        by_position = loss_by_position(model, ids, count, bf16, batch_size, context)  # (context,)
+        loss, tokens, buckets = float(by_position.mean()), count * context, position_buckets(by_position)
+    else:
         loss, tokens = strided_loss(model, ids, stride, windows, bf16, batch_size, context)
-        characters = len(tokenizer.decode(ids[1 : tokens + 1].tolist(), skip_special_tokens=False))
-        return TextScore(nats_per_token=loss, tokens=tokens, characters=characters,
-                         windows=strided_window_count(len(ids), context, stride, windows), context=context, bf16=bf16,
-                         stride=stride)
-    count = window_count(len(ids), context, windows)
-    by_position = loss_by_position(model, ids, count, bf16, batch_size, context)  # (context,)
-    scored = ids[1 : count * context + 1]
-    characters = len(tokenizer.decode(scored.tolist(), skip_special_tokens=False))
-    return TextScore(nats_per_token=float(by_position.mean()), tokens=len(scored), characters=characters,
-                     windows=count, context=context, bf16=bf16, by_position=position_buckets(by_position))
+        count, buckets = (tokens - context) // stride + 1, {}
+    characters = len(tokenizer.decode(ids[1 : tokens + 1].tolist(), skip_special_tokens=False))  # those scored
+    return TextScore(nats_per_token=loss, tokens=tokens, characters=characters, windows=count, context=context,
+                     bf16=bf16, by_position=buckets, stride=stride)
